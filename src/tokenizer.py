@@ -1,0 +1,33 @@
+"""The RWKV World tokenizer (65536 tokens), from the maintained `rwkv` pip package.
+
+    tok = WorldTokenizer()
+    tok.encode("The Eiffel tower is in the city of")
+    # [6699, 304, 25740, 109, 39990, 4600, 4596, 22590, 30449, 4706]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VOCAB_FILE = "rwkv_vocab_v20230424.txt"
+VOCAB_SIZE = 65536
+
+
+class WorldTokenizer:
+    def __init__(self) -> None:
+        import rwkv   # the package root only; rwkv.model would read its environment variables
+        from rwkv.rwkv_tokenizer import TRIE_TOKENIZER
+
+        self.vocab_path = Path(rwkv.__file__).resolve().parent / VOCAB_FILE
+        self._tok = TRIE_TOKENIZER(str(self.vocab_path))
+
+    @property
+    def vocab_size(self) -> int:
+        return VOCAB_SIZE
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text)
+
+    def decode(self, tokens: list[int]) -> str:
+        """Undecodable byte sequences (a token that splits a UTF-8 character) become U+FFFD."""
+        return self._tok.decodeBytes(tokens).decode("utf-8", errors="replace")

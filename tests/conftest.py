@@ -1,0 +1,19 @@
+import pytest
+import torch
+
+from src.config import RWKV6Config
+from src.init_model import init_rwkv6
+from src.model import save_rwkv6
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> RWKV6Config:
+    return RWKV6Config.preset("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_fp32_checkpoint(tmp_path_factory, tiny_config):
+    """The tiny preset, RWKV-LM init with the zero tensors randomised, saved in fp32."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny-fp32.pth"
+    save_rwkv6(init_rwkv6(tiny_config, seed=3, nonzero=True), path, dtype=torch.float32)
+    return path

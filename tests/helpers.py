@@ -1,0 +1,48 @@
+"""Shared test helpers: random WKV6 inputs, relative errors, tiny random checkpoints."""
+
+from __future__ import annotations
+
+import torch
+
+
+def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """max |actual - expected| / max |expected| (0 when both are zero)."""
+    actual, expected = actual.detach().double(), expected.detach().double()
+    scale = expected.abs().max().item()
+    diff = (actual - expected).abs().max().item()
+    return diff / scale if scale > 0 else diff
+
+
+def wkv_inputs(B: int, T: int, H: int, N: int = 64, dtype=torch.float64, device="cpu", seed: int = 0,
+               with_state: bool = True, w_range=(-8.0, 3.0)):
+    """r, k, v, w, u, state with requires_grad; w raw, uniform over w_range."""
+    g = torch.Generator().manual_seed(seed)
+    C = H * N
+
+    def randn(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype=dtype, device=device)
+
+    r, k, v = randn(B, T, C), randn(B, T, C, scale=0.5), randn(B, T, C)
+    w = (torch.rand(B, T, C, generator=g, dtype=torch.float64) * (w_range[1] - w_range[0]) + w_range[0])
+    w = w.to(dtype=dtype, device=device)
+    u = randn(H, N, scale=0.5)
+    state = randn(B, H, N, N, scale=0.5).to(torch.float64 if dtype == torch.float64 else torch.float32)
+    tensors = [r, k, v, w, u] + ([state] if with_state else [])
+    for t in tensors:
+        t.requires_grad_(True)
+    return tensors if with_state else tensors + [None]
+
+
+def output_and_grads(fn, inputs, seed: int = 1, state_grad: bool = True):
+    """Run fn(*inputs) -> (y, final_state); backprop fixed random cotangents into y (and into
+    the final state when state_grad). The cotangents are bf16-representable, so a bf16 backend
+    and a float64 reference see exactly the same ones.
+    Returns [y, final_state, grad of every input that is not None]."""
+    y, s = fn(*inputs)
+    g = torch.Generator().manual_seed(seed)
+    gy = torch.randn(y.shape, generator=g).to(torch.bfloat16).to(device=y.device, dtype=y.dtype)
+    gs = torch.randn(s.shape, generator=g).to(torch.bfloat16).to(device=s.device, dtype=s.dtype)
+    leaves = [x for x in inputs if x is not None]
+    loss = (y * gy).sum() + ((s * gs).sum() if state_grad else 0)
+    grads = torch.autograd.grad(loss, leaves)
+    return [y, s, *grads]
