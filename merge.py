@@ -1,12 +1,14 @@
-"""Merge trained adapters into a plain RWKV .pth (entry point).
+"""Merge trained adapters into a plain RWKV .pth that every RWKV runtime loads.
 
-The adapters (Bone, Bat, DiSHA, LoRA, PiSSA) and the merge are the subject of issue 3 and
-are not in this version yet. This entry point exists so the layout is the one RWKV users
-expect; it refuses clearly instead of pretending to merge.
+    python merge.py --base rwkv6-3b.pth --bone out/ [--output merged.pth] [--check]
+
+Also --bat, --disha, --lora, --pissa, or --adapter DIR (method read from adapter_config.json).
+See `python merge.py --help` and src/merge.py.
 """
 
 import sys
 
+from src.merge import main
+
 if __name__ == "__main__":
-    print("merge.py: merging adapters is not implemented in this version yet (issue 3).", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(main())

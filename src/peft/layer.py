@@ -1,0 +1,95 @@
+"""What every adapter layer shares: the frozen base weight, merge / unmerge, the contract.
+
+An adapter layer replaces an `nn.Linear(in, out, bias=False)` of RWKV6. It adopts the
+linear's `weight` parameter (frozen) under the same name, so the adapted model's
+state dict keeps every RWKV-LM key and adds the adapter's own (e.g. `blocks.0.att.key.bone`).
+
+Subclasses define
+    forward(x)              the fast forward, never building the (out, in) update
+    delta_weight()          ΔW as an (out, in) fp32 tensor, from the current weight
+    delta_from(W, ...)      the same as a pure function of tensors (used by merge.py)
+Adapter parameters are fp32; the adapter arithmetic runs in the activation dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+def wide(t: torch.Tensor) -> torch.Tensor:
+    """fp32 for half-precision and fp32 tensors; float64 stays float64 (tests compare in float64)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
+class AdapterLinear(nn.Module):
+    """Base class. `base` is an nn.Linear without bias; its weight becomes this layer's frozen `weight`."""
+
+    method = "base"
+    adapter_names: tuple[str, ...] = ()          # trainable parameter names, e.g. ("bone",)
+
+    def __init__(self, base: nn.Linear, name: str = ""):
+        super().__init__()
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"{self.method}: {name or 'layer'} is a {type(base).__name__}, expected nn.Linear")
+        if base.bias is not None:
+            raise ValueError(f"{self.method}: {name or 'layer'} has a bias; RWKV's linear layers have none")
+        self.layer_name = name
+        self.in_features = base.in_features
+        self.out_features = base.out_features
+        self.weight = base.weight
+        self.weight.requires_grad_(False)
+        self.merged = False
+
+    def adapter_parameter(self, *shape: int) -> nn.Parameter:
+        """A zero fp32 parameter on the base weight's device."""
+        return nn.Parameter(torch.zeros(*shape, dtype=torch.float32, device=self.weight.device))
+
+    def where(self) -> str:
+        return f"{self.layer_name or 'layer'} ({self.out_features} x {self.in_features})"
+
+    # --- the contract -------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def delta_weight(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- merging (Hugging Face peft's semantics) -----------------------------------------
+    @torch.no_grad()
+    def merge(self) -> None:
+        """W <- W + ΔW, computed in fp32; forward then uses W alone."""
+        if self.merged:
+            return
+        self.weight.copy_((wide(self.weight) + self.merge_update()).to(self.weight.dtype))
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if not self.merged:
+            return
+        self.weight.copy_(self.unmerged_weight().to(self.weight.dtype))
+        self.merged = False
+
+    def merge_update(self) -> torch.Tensor:
+        """What merge() adds to the weight this layer holds (fp32): ΔW, except where the held
+        weight is not the original base weight (PiSSA holds the residual)."""
+        return self.delta_weight()
+
+    def unmerged_weight(self) -> torch.Tensor:
+        """The held weight recovered from the merged one (fp32), for an update independent of W."""
+        return wide(self.weight) - self.merge_update()
+
+    def to_linear(self) -> nn.Linear:
+        """A plain nn.Linear holding W + ΔW (merging first if needed)."""
+        self.merge()
+        linear = nn.Linear(self.in_features, self.out_features, bias=False,
+                           device=self.weight.device, dtype=self.weight.dtype)
+        linear.weight = self.weight
+        return linear
+
+    def base_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, merged={self.merged}"

@@ -1,0 +1,124 @@
+"""LoRA, and PiSSA as a LoRA initialisation.
+
+Trainable `lora_A`: (r, in), Kaiming-uniform; `lora_B`: (out, r), zeros; scale = alpha / r:
+
+    y = W x + scale * B (A dropout(x))          ΔW = scale * B A
+
+PiSSA (Meng et al. 2024) starts A, B from the top-r singular triplets of W instead,
+W ~ U_r S_r V_r^T: with S' = S_r / scale, A = sqrt(S') V_r^T, B = U_r sqrt(S'), and the
+frozen weight becomes the residual W - scale * B A (so the model is unchanged at step 0).
+The initial A0, B0 are kept as buffers `init_lora_A`, `init_lora_B` (they travel in the
+adapter file) because ΔW relative to the original W is then scale * (B A - B0 A0):
+that is what a merge into the original .pth must add.
+The SVD is randomised (Halko, Martinsson and Tropp 2011), seeded by an explicit generator.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layer import AdapterLinear, wide
+
+LORA_INITS = ("lora", "pissa")
+
+
+def randomized_svd(a: torch.Tensor, rank: int, niter: int = 4, oversample: int = 10,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-`rank` singular triplets of a (m, n) fp32 matrix: U (m, rank), S (rank,), Vh (rank, n).
+    `niter` power iterations sharpen the range estimate (more = closer to the exact SVD)."""
+    m, n = a.shape
+    q = min(rank + oversample, m, n)
+    omega = torch.randn(n, q, generator=generator, dtype=a.dtype).to(a.device)
+    basis, _ = torch.linalg.qr(a @ omega)
+    for _ in range(niter):
+        z, _ = torch.linalg.qr(a.t() @ basis)
+        basis, _ = torch.linalg.qr(a @ z)
+    u_small, s, vh = torch.linalg.svd(basis.t() @ a, full_matrices=False)
+    return (basis @ u_small)[:, :rank], s[:rank], vh[:rank]
+
+
+class LoraLinear(AdapterLinear):
+    method = "lora"
+    adapter_names = ("lora_A", "lora_B")
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float | None = None, dropout: float = 0.0,
+                 init: str = "lora", niter: int = 4, generator: torch.Generator | None = None,
+                 init_weights: bool = True, name: str = ""):
+        super().__init__(base, name)
+        if not isinstance(r, int) or r <= 0:
+            raise ValueError(f"lora: r must be a positive integer, got {r!r} for {self.where()}")
+        if r > min(self.in_features, self.out_features):
+            raise ValueError(f"lora: r={r} exceeds min(in, out) = {min(self.in_features, self.out_features)} "
+                             f"of {self.where()}")
+        if init not in LORA_INITS:
+            raise ValueError(f"lora: init must be one of {LORA_INITS}, got {init!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"lora: dropout must be in [0, 1), got {dropout}")
+        self.r = r
+        self.alpha = float(alpha if alpha is not None else r)
+        self.scale = self.alpha / r
+        self.init = init
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.lora_A = self.adapter_parameter(r, self.in_features)
+        self.lora_B = self.adapter_parameter(self.out_features, r)
+        if init == "pissa":
+            self.method = "pissa"
+            self.register_buffer("init_lora_A", torch.zeros_like(self.lora_A))
+            self.register_buffer("init_lora_B", torch.zeros_like(self.lora_B))
+        if init_weights and not self.weight.is_meta:      # else a loader fills A, B (and PiSSA's start)
+            if init == "lora":
+                nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5), generator=generator)
+            else:
+                self.pissa_init(niter=niter, generator=generator)
+
+    @torch.no_grad()
+    def pissa_init(self, niter: int = 4, generator: torch.Generator | None = None) -> None:
+        """A, B <- the top-r singular triplets of W (scaled); W <- W - scale * B A."""
+        u, s, vh = randomized_svd(wide(self.weight), self.r, niter=niter, generator=generator)
+        root = torch.sqrt(s / self.scale)
+        self.set_pissa_start(root[:, None] * vh, u * root[None, :])
+
+    @torch.no_grad()
+    def set_pissa_start(self, init_A: torch.Tensor, init_B: torch.Tensor) -> None:
+        """Make (init_A, init_B) the PiSSA starting point: A, B and the buffers take these values,
+        and the held weight becomes the original weight minus scale * init_B init_A."""
+        dt = wide(self.weight).dtype
+        original = wide(self.weight) + self.scale * (self.init_lora_B.to(dt) @ self.init_lora_A.to(dt))
+        self.init_lora_A.copy_(init_A)
+        self.init_lora_B.copy_(init_B)
+        self.lora_A.copy_(init_A)
+        self.lora_B.copy_(init_B)
+        start = self.init_lora_B.to(dt) @ self.init_lora_A.to(dt)        # as stored, so ΔW(start) is exactly 0
+        self.weight.copy_((original - self.scale * start).to(self.weight.dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base_forward(x)
+        if self.merged:
+            return y
+        a, b = self.lora_A.to(x.dtype), self.lora_B.to(x.dtype)
+        return y + self.scale * F.linear(F.linear(self.dropout(x), a), b)
+
+    def merge_update(self) -> torch.Tensor:
+        return self.scale * (wide(self.lora_B) @ wide(self.lora_A))
+
+    def delta_weight(self) -> torch.Tensor:
+        """ΔW relative to the original base weight (for PiSSA, not to the residual held here)."""
+        if self.init == "pissa":
+            return self.delta_from(self.weight, self.lora_A, self.lora_B, self.scale,
+                                   self.init_lora_A, self.init_lora_B)
+        return self.delta_from(self.weight, self.lora_A, self.lora_B, self.scale)
+
+    @staticmethod
+    def delta_from(weight: torch.Tensor, lora_A: torch.Tensor, lora_B: torch.Tensor, scale: float,
+                   init_lora_A: torch.Tensor | None = None, init_lora_B: torch.Tensor | None = None) -> torch.Tensor:
+        delta = wide(lora_B) @ wide(lora_A)
+        if init_lora_A is not None:
+            delta = delta - wide(init_lora_B) @ wide(init_lora_A)
+        return scale * delta
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, r={self.r}, alpha={self.alpha:g}, init={self.init!r}"

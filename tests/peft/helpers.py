@@ -1,0 +1,51 @@
+"""Helpers for the adapter tests: explicit float64 layers, random non-zero adapters."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from src.peft import adapter_layers
+
+
+def float64_layer(make, in_features: int, out_features: int, seed: int = 0):
+    """(adapter layer in float64 with random non-zero adapter tensors, a copy of its base weight)."""
+    torch.manual_seed(seed)
+    linear = nn.Linear(in_features, out_features, bias=False).double()
+    weight = linear.weight.detach().clone()
+    layer = make(linear).double()
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name in layer.adapter_names:
+            p = getattr(layer, name)
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.3)
+    return layer, weight
+
+
+def fast_vs_explicit(layer, weight, batch_shape=(3, 5), seed: int = 2):
+    """Relative differences (output, grad x, grad of each adapter tensor) between the layer's
+    fast forward and F.linear(x, W + delta_weight()), in float64."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*batch_shape, layer.in_features, generator=g, dtype=torch.float64, requires_grad=True)
+    params = [getattr(layer, n) for n in layer.adapter_names]
+    y = layer(x)
+    ref = F.linear(x, weight + layer.delta_weight())
+    cot = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    got = torch.autograd.grad((y * cot).sum(), [x, *params])
+    want = torch.autograd.grad((ref * cot).sum(), [x, *params])
+
+    def rel(a, b):
+        return ((a - b).abs().max() / b.abs().max()).item()
+    return [rel(y, ref)] + [rel(a, b) for a, b in zip(got, want)]
+
+
+@torch.no_grad()
+def randomize_adapters(model, scale: float = 0.02, seed: int = 0):
+    """Fill every adapter tensor with N(0, scale^2) values (LoRA's B too), so adapters change the model."""
+    g = torch.Generator().manual_seed(seed)
+    for layer in adapter_layers(model).values():
+        for name in layer.adapter_names:
+            p = getattr(layer, name)
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+    return model

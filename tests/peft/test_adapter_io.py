@@ -1,0 +1,157 @@
+"""src/peft/adapter_io.py: our adapter files, RWKV-PEFT's, strictness, finding the newest."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from src.config import RWKV6Config
+from src.init_model import init_rwkv6
+from src.peft import PeftConfig, adapter_state_dict, apply_peft, find_adapter, load_adapter, read_adapter, save_adapter
+from src.peft.adapter_io import read_any_adapter, read_rwkv_peft_adapter
+from tests.helpers import rel_err
+from tests.peft.helpers import randomize_adapters
+
+SMALL = RWKV6Config(n_layer=2, n_embd=128, vocab_size=300)
+
+
+@pytest.fixture(scope="module")
+def base():
+    return init_rwkv6(SMALL, seed=1, nonzero=True)
+
+
+def adapted(base, config, seed=0):
+    return randomize_adapters(apply_peft(copy.deepcopy(base), config, verbose=False), seed=seed)
+
+
+def logits(model):
+    with torch.no_grad():
+        return model(torch.arange(10)[None] * 7)
+
+
+@pytest.mark.parametrize("config", [PeftConfig("bone", 16, train_parts=("time",)), PeftConfig("bat", 16, bat_index="in"),
+                                    PeftConfig("disha", 16, disha_r1=32), PeftConfig("lora", 8, alpha=4),
+                                    PeftConfig("pissa", 8)], ids=["bone", "bat", "disha", "lora", "pissa"])
+def test_round_trip(tmp_path, base, config):
+    model = adapted(base, config)
+    if config.train_parts:
+        with torch.no_grad():
+            model.blocks[0].att.time_decay.add_(0.1)
+    save_adapter(model, config, tmp_path / "a", step=7)
+    meta = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert meta["step"] == 7 and meta["peft"]["method"] == config.method
+    assert meta["base_model"] == SMALL.shape_signature()
+    saved = torch.load(tmp_path / "a" / "adapter.pth")
+    assert set(saved) == set(adapter_state_dict(model))
+    assert all(not k.endswith(".weight") or config.train_parts for k in saved)   # no base weights
+    fresh = load_adapter(copy.deepcopy(base), tmp_path / "a")
+    assert rel_err(logits(fresh), logits(model)) < 1e-6
+    # loading into a model that already carries the same kind of adapters works too
+    again = load_adapter(apply_peft(copy.deepcopy(base), config, verbose=False), tmp_path / "a")
+    assert rel_err(logits(again), logits(model)) < 1e-6
+
+
+def test_only_trainable_tensors_are_saved(tmp_path, base):
+    model = adapted(base, PeftConfig("bone", 16))
+    save_adapter(model, model.peft_config, tmp_path / "a")
+    keys = set(torch.load(tmp_path / "a" / "adapter.pth"))
+    assert keys == {f"blocks.{i}.{n}.bone" for i in range(2) for n in
+                    ("att.receptance", "att.key", "att.value", "att.gate", "att.output",
+                     "ffn.key", "ffn.receptance", "ffn.value")}
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]                        # no temporary directory left
+
+
+def test_strict_loading_says_what_differs(tmp_path, base):
+    save_adapter(adapted(base, PeftConfig("bat", 16)), None, tmp_path / "bat")
+    with pytest.raises(ValueError, match="method bat in the file, bone in the model"):
+        load_adapter(apply_peft(copy.deepcopy(base), PeftConfig("bone", 16), verbose=False), tmp_path / "bat")
+    with pytest.raises(ValueError, match="r 16 in the file, 32 in the model"):
+        load_adapter(apply_peft(copy.deepcopy(base), PeftConfig("bat", 32), verbose=False), tmp_path / "bat")
+    other = init_rwkv6(RWKV6Config(n_layer=3, n_embd=128, vocab_size=300))
+    with pytest.raises(ValueError, match="trained on another base model: n_layer 2 in the adapter's base, 3 in this model"):
+        load_adapter(other, tmp_path / "bat")
+
+
+def test_tampered_and_missing_files(tmp_path, base):
+    save_adapter(adapted(base, PeftConfig("bone", 16)), None, tmp_path / "a")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_adapter(copy.deepcopy(base), tmp_path / "nothing")
+    tensors = torch.load(tmp_path / "a" / "adapter.pth")
+    tensors["blocks.0.att.key.bone"] = torch.zeros(8, 128)
+    torch.save(tensors, tmp_path / "a" / "adapter.pth")
+    with pytest.raises(ValueError, match="adapter.pth does not match adapter_config.json"):
+        read_adapter(tmp_path / "a")
+    (tmp_path / "a" / "adapter.pth").unlink()
+    with pytest.raises(FileNotFoundError, match="adapter.pth is missing"):
+        read_adapter(tmp_path / "a")
+
+
+def test_wrong_shape_names_the_key(tmp_path, base):
+    model = adapted(base, PeftConfig("bone", 16))
+    save_adapter(model, None, tmp_path / "a")
+    tensors = torch.load(tmp_path / "a" / "adapter.pth")
+    tensors["blocks.1.ffn.key.bone"] = torch.zeros(16, 400)
+    torch.save(tensors, tmp_path / "a" / "adapter.pth")
+    meta = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    from src.peft.adapter_io import _sha256
+    meta["adapter_sha256"] = _sha256(tmp_path / "a" / "adapter.pth")
+    (tmp_path / "a" / "adapter_config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"key blocks.1.ffn.key.bone has shape \(16, 400\) in the file, "
+                                         r"the model expects \(16, 448\)"):
+        load_adapter(copy.deepcopy(base), tmp_path / "a")
+
+
+def test_find_adapter_picks_the_newest_checkpoint(tmp_path, base):
+    model = adapted(base, PeftConfig("bone", 16))
+    for step in (100, 300, 200):
+        save_adapter(model, None, tmp_path / "run" / f"checkpoint-{step}", step=step)
+    assert find_adapter(tmp_path / "run").name == "checkpoint-300"
+    assert find_adapter(tmp_path / "run" / "checkpoint-100").name == "checkpoint-100"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no adapter in"):
+        find_adapter(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------ RWKV-PEFT files
+
+def test_rwkv_peft_bone_and_bat_files(tmp_path, base):
+    bone = adapted(base, PeftConfig("bone", 16, train_parts=("blocks.0.att.time_decay",)))
+    sd = {k.replace(".bone", ".disha"): v for k, v in adapter_state_dict(bone).items()}
+    torch.save(sd, tmp_path / "rwkv-3.pth")
+    adapter = read_any_adapter(tmp_path, "bone")
+    assert adapter.origin == "RWKV-PEFT" and adapter.step == 3 and adapter.config.r == 16
+    assert adapter.config.train_parts == ("blocks.0.att.time_decay",)
+    assert rel_err(logits(load_adapter(copy.deepcopy(base), adapter)), logits(bone)) < 1e-6
+
+    bat = adapted(base, PeftConfig("bat", 16, bat_index="in"))
+    torch.save({k.replace(".bat", ".disha"): v for k, v in adapter_state_dict(bat).items()}, tmp_path / "bat.pth")
+    adapter = read_rwkv_peft_adapter(tmp_path / "bat.pth", "bat")
+    assert adapter.config.bat_index == "in"
+    assert rel_err(logits(load_adapter(copy.deepcopy(base), adapter)), logits(bat)) < 1e-6
+    with pytest.raises(ValueError, match=r"holds \['bat'\] adapter tensors, expected bone for --bone"):
+        read_rwkv_peft_adapter(tmp_path / "bat.pth", "bone")
+
+
+def test_rwkv_peft_lora_and_pissa_files(tmp_path, base):
+    lora = adapted(base, PeftConfig("lora", 8, alpha=32))
+    torch.save(adapter_state_dict(lora), tmp_path / "lora.pth")
+    with pytest.raises(ValueError, match="do not record lora_alpha"):
+        read_rwkv_peft_adapter(tmp_path / "lora.pth", "lora")
+    adapter = read_rwkv_peft_adapter(tmp_path / "lora.pth", "lora", lora_alpha=32)
+    assert rel_err(logits(load_adapter(copy.deepcopy(base), adapter)), logits(lora)) < 1e-6
+
+    pissa = adapted(base, PeftConfig("pissa", 8))
+    sd = adapter_state_dict(pissa)
+    torch.save({k: v for k, v in sd.items() if ".init_lora_" not in k}, tmp_path / "pissa.pth")
+    torch.save({k: v for k, v in sd.items() if ".init_lora_" in k}, tmp_path / "init_pissa.pth")
+    with pytest.raises(ValueError, match="needs RWKV-PEFT's init_pissa.pth"):
+        read_rwkv_peft_adapter(tmp_path / "pissa.pth", "pissa")
+    adapter = read_rwkv_peft_adapter(tmp_path / "pissa.pth", "pissa", pissa_init=tmp_path / "init_pissa.pth")
+    assert rel_err(logits(load_adapter(copy.deepcopy(base), adapter)), logits(pissa)) < 1e-5
+
+
+def test_a_bare_pth_needs_a_method(tmp_path, base):
+    torch.save(adapter_state_dict(adapted(base, PeftConfig("bone", 16))), tmp_path / "x.pth")
+    with pytest.raises(ValueError, match="say which method it is"):
+        read_any_adapter(tmp_path / "x.pth")

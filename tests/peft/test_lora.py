@@ -1,0 +1,79 @@
+"""src/peft/lora.py: LoRA, PiSSA's start point and its randomised SVD."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from src.peft import LoraLinear
+from src.peft.lora import randomized_svd
+from tests.peft.helpers import fast_vs_explicit, float64_layer
+
+SHAPES = [(64, 224), (224, 64), (64, 64), (72, 40)]
+
+
+@pytest.mark.parametrize("init", ["lora", "pissa"])
+@pytest.mark.parametrize("in_features,out_features", SHAPES)
+def test_fast_forward_equals_explicit_delta(init, in_features, out_features):
+    # for PiSSA, W + ΔW with W the ORIGINAL weight: the layer holds the residual
+    layer, weight = float64_layer(lambda l: LoraLinear(l, 8, alpha=16, init=init), in_features, out_features)
+    for err in fast_vs_explicit(layer, weight):
+        assert err < 1e-12
+
+
+def test_lora_init():
+    layer = LoraLinear(nn.Linear(64, 96, bias=False), 8, alpha=32, generator=torch.Generator().manual_seed(0))
+    assert layer.lora_A.shape == (8, 64) and layer.lora_B.shape == (96, 8)
+    assert layer.lora_B.abs().sum() == 0 and layer.lora_A.abs().sum() > 0
+    assert layer.scale == 4.0 and layer.delta_weight().abs().sum() == 0
+    assert layer.lora_A.abs().max() <= 1 / 8          # Kaiming-uniform(a=sqrt(5)) bound: 1/sqrt(in)
+
+
+def test_pissa_start_leaves_the_layer_unchanged():
+    torch.manual_seed(0)
+    linear = nn.Linear(96, 64, bias=False).double()
+    original = linear.weight.detach().clone()
+    layer = LoraLinear(linear, 8, alpha=16, init="pissa", niter=6).double()
+    x = torch.randn(5, 96, dtype=torch.float64)
+    assert torch.allclose(layer(x), x @ original.T, atol=1e-12)
+    assert layer.delta_weight().abs().max() < 1e-12
+    # the adapter starts on the top singular directions (randomised SVD: close, not exact)
+    top = torch.linalg.svdvals(original)[:8]
+    start = torch.linalg.svdvals(layer.scale * layer.init_lora_B @ layer.init_lora_A)[:8]
+    assert torch.allclose(start, top, rtol=0.05)
+
+
+def test_randomized_svd_matches_exact_and_is_seeded():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(200, 120, generator=g) @ torch.diag(torch.logspace(0, -3, 120)) @ torch.randn(120, 120, generator=g)
+    u, s, vh = randomized_svd(a, 10, niter=4, generator=torch.Generator().manual_seed(1))
+    exact = torch.linalg.svdvals(a)[:10]
+    assert torch.allclose(s, exact, rtol=1e-3)
+    assert torch.allclose(u.T @ u, torch.eye(10), atol=1e-4)
+    u2, s2, _ = randomized_svd(a, 10, niter=4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(u, u2) and torch.equal(s, s2)
+
+
+def test_pissa_merge_is_relative_to_the_original():
+    layer, original = float64_layer(lambda l: LoraLinear(l, 8, alpha=8, init="pissa"), 64, 64)
+    x = torch.randn(3, 64, dtype=torch.float64)
+    expected = x @ (original + layer.delta_weight()).T
+    layer.merge()
+    assert torch.allclose(layer.weight, original + layer.delta_weight(), atol=1e-12)
+    assert torch.allclose(layer(x), expected, atol=1e-12)
+
+
+def test_dropout_only_on_the_adapter_path():
+    layer = LoraLinear(nn.Linear(32, 32, bias=False), 4, dropout=0.5)
+    layer.train()
+    x = torch.randn(2, 32)
+    assert torch.equal(layer(x), x @ layer.weight.T)      # B = 0: dropout cannot show
+    assert isinstance(layer.dropout, nn.Dropout)
+
+
+@pytest.mark.parametrize("kwargs,message", [(dict(r=0), "r must be a positive integer"),
+                                            (dict(r=40), "r=40 exceeds min\\(in, out\\) = 32"),
+                                            (dict(r=4, init="olora"), "init must be one of"),
+                                            (dict(r=4, dropout=1.0), "dropout must be in")])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LoraLinear(nn.Linear(32, 48, bias=False), **kwargs)
