@@ -10,5 +10,6 @@ def test_demo_runs(tmp_path, capsys):
     assert result["checkpoint"].is_file()
     assert abs(result["loss"] - math.log(65536)) < 2.0
     assert result["max_rel_diff"] < 1e-4
+    assert result["merged"].is_file() and result["merge_rel_diff"] < 3e-2
     assert main(["--out_dir", str(tmp_path / "again")]) == 0
     assert "demo OK" in capsys.readouterr().out

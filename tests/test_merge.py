@@ -67,7 +67,7 @@ def test_the_rwkv_pip_package_loads_the_merged_file_and_agrees(tmp_path):
     assert rel_err(pip_logits, logits(model)) < 1e-4
 
 
-@pytest.mark.parametrize("method", ["bone", "bat", "pissa"])
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_bf16_base_merge_is_the_correctly_rounded_merge(tmp_path, method):
     """bf16 base: W + ΔW is computed in fp32 and rounded once, so every merged weight is within
     half a bf16 ulp (plus fp32 rounding of the sum) of the exact float64 W + ΔW; the logits stay within a few percent of
