@@ -21,6 +21,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PRESET_DIR = REPO_ROOT / "configs" / "model"
 
 
+def dataclass_from_dict(cls, data: Mapping, source: str):
+    """cls(**data), refusing unknown fields and reporting missing required ones by name."""
+    fields = dataclasses.fields(cls)
+    known = {f.name for f in fields}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
+    required = [f.name for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ValueError(f"{source}: missing required {cls.__name__} field(s) {missing}")
+    return cls(**dict(data))
+
+
 @dataclass(frozen=True)
 class RWKV6Config:
     """Shapes of an RWKV6 ("x060") model, plus how to run it.
@@ -86,14 +101,7 @@ class RWKV6Config:
 
     @classmethod
     def from_dict(cls, data: Mapping, source: str = "config") -> "RWKV6Config":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown RWKV6Config field(s) {unknown}; known: {sorted(known)}")
-        missing = [k for k in ("n_layer", "n_embd") if k not in data]
-        if missing:
-            raise ValueError(f"{source}: missing required field(s) {missing}")
-        return cls(**dict(data))
+        return dataclass_from_dict(cls, data, source)
 
     @classmethod
     def from_json(cls, path: str | Path) -> "RWKV6Config":

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ..config import dataclass_from_dict
+
 METHODS = ("bone", "bat", "disha", "lora", "pissa")
 
 # The eight linear layers of every RWKV6 block (names relative to the block).
@@ -80,11 +82,7 @@ class PeftConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping, source: str = "adapter config") -> "PeftConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown PeftConfig field(s) {unknown}")
-        return cls(**dict(data))
+        return dataclass_from_dict(cls, data, source)
 
     def replace(self, **changes) -> "PeftConfig":
         return dataclasses.replace(self, **changes)
