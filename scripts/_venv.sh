@@ -20,4 +20,5 @@ if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$want_hash" ]; then
 fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
-cd "$REPO_ROOT"
+# the repo's modules import from anywhere; the caller's directory stays, so relative paths mean what they say
+export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"

@@ -1,0 +1,97 @@
+"""jsonl -> binidx, tokenised with the RWKV World tokenizer.
+
+    bash scripts/make_data.sh INPUT.jsonl OUT_PREFIX      # writes OUT_PREFIX.bin / OUT_PREFIX.idx
+
+Each non-empty line is one document, either {"text": ...} (written as one item, then the
+end-of-document token 0, as RWKV-LM's make_data.py does) or {"prompt": ..., "response":
+...} for supervised data (two items: the prompt's tokens, then the response's tokens and
+0; train with --data_type sft to take the loss on the response only). Put any chat
+template in the fields themselves. One kind per file. A malformed line is an error that
+names the file and the line; nothing is written unless the whole input converts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..tokenizer import WorldTokenizer
+from .binidx import BinIdxWriter
+
+END_OF_DOCUMENT = 0
+
+
+def parse_line(path: Path, number: int, line: str) -> tuple[str, dict]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{number}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if isinstance(record, dict) and set(record) >= {"prompt", "response"}:
+        kind, fields = "sft", ("prompt", "response")
+    elif isinstance(record, dict) and "text" in record:
+        kind, fields = "text", ("text",)
+    else:
+        got = sorted(record) if isinstance(record, dict) else type(record).__name__
+        raise ValueError(f'{path}:{number}: expected {{"text": ...}} or {{"prompt": ..., "response": ...}}, got {got}')
+    for field in fields:
+        if not isinstance(record[field], str):
+            raise ValueError(f"{path}:{number}: {field!r} must be a string, got {type(record[field]).__name__}")
+    return kind, record
+
+
+def make_data(input_path: str | Path, out_prefix: str | Path, tokenizer: WorldTokenizer | None = None) -> dict:
+    """Convert; returns counts. Raises ValueError / FileNotFoundError with file and line."""
+    input_path = Path(input_path)
+    if not input_path.is_file():
+        raise FileNotFoundError(f"{input_path} does not exist")
+    tokenizer = tokenizer or WorldTokenizer()
+    kind = None
+    documents = tokens = 0
+    with BinIdxWriter(out_prefix) as writer, open(input_path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{input_path}:{number}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+            if not line.strip():
+                continue
+            line_kind, record = parse_line(input_path, number, line)
+            if kind is None:
+                kind = line_kind
+            elif line_kind != kind:
+                raise ValueError(f"{input_path}:{number}: a {line_kind} record in a file of {kind} records; "
+                                 f"use one kind per file")
+            if kind == "text":
+                items = [tokenizer.encode(record["text"]) + [END_OF_DOCUMENT]]
+            else:
+                items = [tokenizer.encode(record["prompt"]), tokenizer.encode(record["response"]) + [END_OF_DOCUMENT]]
+            writer.add_document(items)
+            documents += 1
+            tokens += sum(len(i) for i in items)
+        if documents == 0:
+            raise ValueError(f"{input_path} holds no records (it is empty or only blank lines)")
+    return {"kind": kind, "documents": documents, "tokens": tokens}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="make_data.sh", description=__doc__.split("\n\n")[0])
+    p.add_argument("input", help="a .jsonl file")
+    p.add_argument("out_prefix", help="writes OUT_PREFIX.bin and OUT_PREFIX.idx")
+    args = p.parse_args(argv)
+    start = time.time()
+    try:
+        stats = make_data(args.input, args.out_prefix)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"make_data: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out_prefix}.bin/.idx: {stats['documents']} {stats['kind']} documents, "
+          f"{stats['tokens']:,} tokens, in {time.time() - start:.1f}s"
+          + (" (train it with --data_type sft)" if stats["kind"] == "sft" else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""src/data/binidx.py against a hand-built MMIDIDX file (the byte layout RWKV-LM reads)."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from src.data.binidx import BinIdx, BinIdxWriter
+
+
+def write_reference(prefix, documents):
+    """Megatron/RWKV-LM MMIDIDX bytes built by hand: documents is a list of lists of items."""
+    items = [np.asarray(item, dtype=np.uint16) for doc in documents for item in doc]
+    sizes = [len(i) for i in items]
+    pointers = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) * 2
+    doc_idx = np.concatenate([[0], np.cumsum([len(d) for d in documents])]).astype(np.int64)
+    with open(f"{prefix}.bin", "wb") as f:
+        for item in items:
+            f.write(item.tobytes())
+    with open(f"{prefix}.idx", "wb") as f:
+        f.write(b"MMIDIDX\x00\x00" + struct.pack("<Q", 1) + struct.pack("<B", 8))
+        f.write(struct.pack("<Q", len(items)) + struct.pack("<Q", len(doc_idx)))
+        f.write(np.asarray(sizes, dtype=np.int32).tobytes() + pointers.tobytes() + doc_idx.tobytes())
+
+
+DOCS = [[[5, 6, 7, 0]], [[10, 11], [12, 65535, 0]], [[1, 0]]]
+
+
+def test_reads_hand_built_file(tmp_path):
+    write_reference(tmp_path / "ref", DOCS)
+    data = BinIdx(tmp_path / "ref")
+    assert data.num_documents == 3 and data.num_tokens == 11 and data.dtype == np.uint16
+    assert data.document(0).tolist() == [5, 6, 7, 0]
+    assert [i.tolist() for i in data.document_items(1)] == [[10, 11], [12, 65535, 0]]
+    assert data.window(3, 4).tolist() == [0, 10, 11, 12]
+
+
+def test_writer_matches_reference_bytes(tmp_path):
+    write_reference(tmp_path / "ref", DOCS)
+    with BinIdxWriter(tmp_path / "ours") as writer:
+        for doc in DOCS:
+            writer.add_document(doc)
+    for ext in (".bin", ".idx"):
+        assert (tmp_path / f"ours{ext}").read_bytes() == (tmp_path / f"ref{ext}").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.bin", "ours.idx", "ref.bin", "ref.idx"]
+
+
+def test_writer_error_leaves_nothing_and_keeps_old_files(tmp_path):
+    write_reference(tmp_path / "d", DOCS)
+    before = (tmp_path / "d.idx").read_bytes()
+    with pytest.raises(ValueError, match=r"must fit uint16 \(0..65535\), got 0..70000"):
+        with BinIdxWriter(tmp_path / "d") as writer:
+            writer.add_document([[1, 2]])
+            writer.add_document([[0, 70000]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.bin", "d.idx"]
+    assert (tmp_path / "d.idx").read_bytes() == before
+
+
+def test_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.idx does not exist"):
+        BinIdx(tmp_path / "nope")
+    write_reference(tmp_path / "d", DOCS)
+    (tmp_path / "d.bin").unlink()
+    with pytest.raises(FileNotFoundError, match=r"d\.bin does not exist"):
+        BinIdx(tmp_path / "d")
+
+
+def test_corrupt_files(tmp_path):
+    write_reference(tmp_path / "d", DOCS)
+    idx = (tmp_path / "d.idx").read_bytes()
+    (tmp_path / "d.idx").write_bytes(b"NOTANIDX!" + idx[9:])
+    with pytest.raises(ValueError, match="not an MMIDIDX index"):
+        BinIdx(tmp_path / "d")
+    (tmp_path / "d.idx").write_bytes(idx[:-8])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        BinIdx(tmp_path / "d")
+    (tmp_path / "d.idx").write_bytes(idx)
+    (tmp_path / "d.bin").write_bytes((tmp_path / "d.bin").read_bytes()[:-2])
+    with pytest.raises(ValueError, match=r"describes 11 tokens of 2 bytes: \.bin and \.idx disagree"):
+        BinIdx(tmp_path / "d")
+    (tmp_path / "d.bin").write_bytes(b"\x00" * 22)
+    (tmp_path / "d.idx").write_bytes(idx[:9] + struct.pack("<Q", 2) + idx[17:])
+    with pytest.raises(ValueError, match="index version 2, expected 1"):
+        BinIdx(tmp_path / "d")

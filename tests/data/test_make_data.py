@@ -1,0 +1,116 @@
+"""src/data/make_data.py and scripts/make_data.sh: jsonl -> binidx with the World tokenizer."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from src.data import BinIdx, TokenDataset
+from src.data.make_data import make_data
+from src.tokenizer import WorldTokenizer
+
+REPO = Path(__file__).resolve().parents[2]
+EIFFEL = [6699, 304, 25740, 109, 39990, 4600, 4596, 22590, 30449, 4706]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return WorldTokenizer()
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_tokenizer_vector(tmp_path, tokenizer):
+    src = write_jsonl(tmp_path / "e.jsonl", [{"text": "The Eiffel tower is in the city of"}])
+    stats = make_data(src, tmp_path / "e", tokenizer)
+    assert stats == {"kind": "text", "documents": 1, "tokens": 11}
+    assert BinIdx(tmp_path / "e").document(0).tolist() == EIFFEL + [0]
+
+
+def test_round_trip_of_the_sample_data(tmp_path, tokenizer):
+    lines = (REPO / "data" / "sample.jsonl").read_text().splitlines()
+    stats = make_data(REPO / "data" / "sample.jsonl", tmp_path / "s", tokenizer)
+    data = BinIdx(tmp_path / "s")
+    assert stats["documents"] == data.num_documents == len(lines) >= 50
+    assert stats["tokens"] == data.num_tokens
+    for d, line in enumerate(lines):
+        doc = data.document(d).tolist()
+        assert doc[-1] == 0 and 0 not in doc[:-1]
+        assert tokenizer.decode(doc[:-1]) == json.loads(line)["text"]
+
+
+def test_supervised_records(tmp_path, tokenizer):
+    src = REPO / "data" / "sample-sft.jsonl"
+    stats = make_data(src, tmp_path / "sft", tokenizer)
+    data = BinIdx(tmp_path / "sft")
+    assert stats["kind"] == "sft" and data.num_documents == len(src.read_text().splitlines())
+    first = json.loads(src.read_text().splitlines()[0])
+    prompt, response = data.document_items(0)
+    assert tokenizer.decode(prompt.tolist()) == first["prompt"]
+    assert tokenizer.decode(response[:-1].tolist()) == first["response"] and response[-1] == 0
+    x, y, mask = TokenDataset(data, "sft", ctx_len=256, num_batches=1)[0]
+    assert (mask == 1).sum() >= 1
+
+
+def test_blank_lines_are_skipped(tmp_path, tokenizer):
+    src = tmp_path / "b.jsonl"
+    src.write_text('{"text": "a"}\n\n   \n{"text": "b"}\n')
+    assert make_data(src, tmp_path / "b", tokenizer)["documents"] == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"text": "ok"}\n{"text": "ok"}\n{"text": broken}\n', r"bad\.jsonl:3: not valid JSON"),
+    ('{"text": "ok"}\n["a list"]\n', r'bad\.jsonl:2: expected \{"text": ...\} or \{"prompt": ..., "response": ...\}, got list'),
+    ('{"body": "x"}\n', r"bad\.jsonl:1: expected .* got \['body'\]"),
+    ('{"text": 5}\n', r"bad\.jsonl:1: 'text' must be a string, got int"),
+    ('{"text": "a"}\n{"prompt": "q", "response": "a"}\n', r"bad\.jsonl:2: a sft record in a file of text records"),
+    ("", r"bad\.jsonl holds no records"),
+    ("\n  \n", r"bad\.jsonl holds no records"),
+])
+def test_bad_input_names_file_and_line_and_leaves_nothing(tmp_path, tokenizer, content, message):
+    src = tmp_path / "bad.jsonl"
+    src.write_text(content)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ValueError, match=message):
+        make_data(src, out / "d", tokenizer)
+    assert list(out.iterdir()) == []
+
+
+def test_invalid_utf8_and_missing_input(tmp_path, tokenizer):
+    src = tmp_path / "bin.jsonl"
+    src.write_bytes(b'{"text": "fine"}\n{"text": "\xff"}\n')
+    with pytest.raises(ValueError, match=r"bin\.jsonl:2: not valid UTF-8"):
+        make_data(src, tmp_path / "d", tokenizer)
+    with pytest.raises(FileNotFoundError, match=r"missing\.jsonl does not exist"):
+        make_data(tmp_path / "missing.jsonl", tmp_path / "d", tokenizer)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin.jsonl"]
+
+
+def test_failed_conversion_keeps_existing_output(tmp_path, tokenizer):
+    make_data(write_jsonl(tmp_path / "good.jsonl", [{"text": "hello"}]), tmp_path / "d", tokenizer)
+    before = (tmp_path / "d.bin").read_bytes()
+    (tmp_path / "bad.jsonl").write_text('{"text": "x"}\n{oops\n')
+    with pytest.raises(ValueError):
+        make_data(tmp_path / "bad.jsonl", tmp_path / "d", tokenizer)
+    assert (tmp_path / "d.bin").read_bytes() == before
+
+
+def test_make_data_sh(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": "The Eiffel tower is in the city of"}])
+    done = subprocess.run(["bash", str(REPO / "scripts" / "make_data.sh"), str(src), str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "1 text documents, 11 tokens" in done.stdout
+    assert BinIdx(tmp_path / "out").document(0).tolist() == EIFFEL + [0]
+    (tmp_path / "bad.jsonl").write_text("{nope\n")
+    done = subprocess.run(["bash", str(REPO / "scripts" / "make_data.sh"), "bad.jsonl", "out2"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("make_data: error: bad.jsonl:1: not valid JSON")
+    assert not list(tmp_path.glob("out2*"))
