@@ -41,6 +41,19 @@ class AdapterLinear(nn.Module):
         self.weight.requires_grad_(False)
         self.merged = False
 
+    def _apply(self, fn, recurse: bool = True):
+        """Casting the model to a half dtype (model.to(torch.bfloat16), DeepSpeed's bf16 mode)
+        converts only the frozen base weight: adapter parameters and buffers stay fp32, moved
+        to the new device. Their math still runs in the activation dtype."""
+        kept = {name: t.data for name, t in [*self._parameters.items(), *self._buffers.items()]
+                if name != "weight" and t is not None}
+        super()._apply(fn, recurse)
+        for name, old in kept.items():
+            new = getattr(self, name)
+            if new.dtype in (torch.bfloat16, torch.float16) and old.dtype not in (torch.bfloat16, torch.float16):
+                new.data = old.to(device=new.device)
+        return self
+
     def adapter_parameter(self, *shape: int) -> nn.Parameter:
         """A zero fp32 parameter on the base weight's device."""
         return nn.Parameter(torch.zeros(*shape, dtype=torch.float32, device=self.weight.device))

@@ -130,3 +130,14 @@ def test_bf16_model_keeps_fp32_adapters(small_model):
     layer = model.blocks[0].att.key
     assert isinstance(layer, BatLinear) and layer.weight.dtype == torch.bfloat16 and layer.bat.dtype == torch.float32
     assert model(tokens()).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("config", ALL_METHODS, ids=IDS)
+def test_casting_the_model_to_bf16_keeps_adapters_fp32(small_model, config):
+    model = apply_peft(copy.deepcopy(small_model), config, verbose=False).to(torch.bfloat16)
+    for layer in adapter_layers(model).values():
+        assert layer.weight.dtype == torch.bfloat16
+        for name, t in [*layer.named_parameters(), *layer.named_buffers()]:
+            if name != "weight":
+                assert t.dtype == torch.float32, name
+    assert model(tokens()).dtype == torch.bfloat16
