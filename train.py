@@ -1,14 +1,14 @@
-"""Fine-tune RWKV6 (entry point).
+"""Fine-tune RWKV6 with Bone, Bat, DiSHA, LoRA or PiSSA under Lightning + DeepSpeed.
 
-The trainer (Lightning + DeepSpeed, Bone/Bat/LoRA adapters, binidx data, resume) is the
-subject of issue 4 and is not in this version yet. This entry point exists so the layout
-is the one RWKV-LM users expect; it refuses clearly instead of pretending to train.
+    python train.py --load_model rwkv6-3b.pth --data_file data/mydata --peft bone --peft_r 64 \\
+        --ctx_len 512 --micro_bsz 4 --epoch_steps 1000 --proj_dir out/bone
+
+`python train.py --help` lists every flag; scripts/train_{bone,bat,lora,pissa}.sh wrap it.
 """
 
 import sys
 
+from src.trainer import main
+
 if __name__ == "__main__":
-    print("train.py: training is not implemented in this version yet (issue 4). "
-          "What works now: `bash scripts/demo.sh`, `python -m src.init_model`, `src.model.load_rwkv6`.",
-          file=sys.stderr)
-    sys.exit(2)
+    sys.exit(main())

@@ -17,3 +17,15 @@ def tiny_fp32_checkpoint(tmp_path_factory, tiny_config):
     path = tmp_path_factory.mktemp("ckpt") / "tiny-fp32.pth"
     save_rwkv6(init_rwkv6(tiny_config, seed=3, nonzero=True), path, dtype=torch.float32)
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory):
+    """data/sample.jsonl as binidx (50 documents, about 2,000 tokens): the prefix."""
+    from pathlib import Path
+
+    from src.data.make_data import make_data
+
+    prefix = tmp_path_factory.mktemp("data") / "sample"
+    make_data(Path(__file__).resolve().parents[1] / "data" / "sample.jsonl", prefix)
+    return prefix

@@ -1,0 +1,54 @@
+"""The layout of a training run's directory (--proj_dir):
+
+    train_config.json           the resolved configuration of the run
+    base.pth                    the random initial model, when the run had no --load_model
+    metrics.csv, loss.png       step, loss, lr, tokens/s, ... and their plot
+    checkpoint-000100/          adapter.pth + adapter_config.json (what merge.py reads) and,
+        trainer_state/          for the newest checkpoints, DeepSpeed's optimizer, scheduler,
+                                step and data position (what --resume reads)
+A checkpoint is written as .checkpoint-000100.tmp/ and renamed when complete, so a run
+killed at any moment leaves only whole checkpoints.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+TRAINER_STATE = "trainer_state"
+PATTERN = re.compile(r"checkpoint-(\d+)")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"checkpoint-{step:06d}"
+
+
+def checkpoints(proj_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, directory) of every complete checkpoint, oldest first."""
+    proj_dir = Path(proj_dir)
+    if not proj_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), d) for d in proj_dir.iterdir() if d.is_dir() and (m := PATTERN.fullmatch(d.name))]
+    return sorted(found)
+
+
+def resumable(proj_dir: str | Path) -> list[tuple[int, Path]]:
+    return [(s, d) for s, d in checkpoints(proj_dir) if (d / TRAINER_STATE).is_dir()]
+
+
+def find_resume_checkpoint(proj_dir: str | Path, resume: str) -> Path | None:
+    """--resume "" -> None; "latest" -> the newest resumable checkpoint (an error if none);
+    "auto" -> the newest if any; a path -> that checkpoint directory."""
+    if not resume:
+        return None
+    if resume in ("latest", "auto"):
+        found = resumable(proj_dir)
+        if found:
+            return found[-1][1]
+        if resume == "auto":
+            return None
+        raise ValueError(f"--resume: {proj_dir} holds no checkpoint with a {TRAINER_STATE}/ to resume from")
+    path = Path(resume)
+    if not (path / TRAINER_STATE).is_dir():
+        raise ValueError(f"--resume {path}: not a checkpoint directory with a {TRAINER_STATE}/ inside")
+    return path
