@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Fine-tune RWKV6 with Bone (the paper's block-affine adapter, D: r x out).
+#
+#   bash scripts/train_bone.sh --model 3b --load_model rwkv6-3b.pth --data data/mydata --rank 64
+#   bash scripts/make_data.sh data/sample.jsonl out/sample       # jsonl -> binidx
+#   bash scripts/train_bone.sh --model tiny --data out/sample --gpus 0 --steps 50 --lr 1e-3   # CPU, random init
+#   bash scripts/merge.sh --base out/bone/base.pth --bone out/bone --check                         # -> plain .pth
+#
+# Short flags: --model PRESET|CONFIG.json|MODEL.pth  --rank N  --data PREFIX  --proj_dir DIR  --ctx_len N
+#   --micro_bsz N  --steps N  --lr LR  --gpus N (0: the CPU)  --strategy deepspeed_stage_...  --grad_cp 0|1
+# Defaults, for one 24 GB GPU, are in configs/train/bone.json; any other flag of train.py passes
+# through (python train.py --help), and flags given here win over the defaults.
+source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
+exec python "$REPO_ROOT/train.py" --config "$REPO_ROOT/configs/train/bone.json" "$@"

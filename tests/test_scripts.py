@@ -1,0 +1,65 @@
+"""scripts/*.sh: a new user's path from a jsonl file to a merged .pth, with the scripts alone."""
+
+import csv
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.peft import read_adapter
+from src.train_config import parse_args, validate
+
+REPO = Path(__file__).resolve().parents[1]
+METHODS = ["bone", "bat", "lora", "pissa"]
+
+
+def script(name: str, *args, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "TMPDIR", "LANG")}
+    return subprocess.run(["bash", str(REPO / "scripts" / name), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_jsonl_to_merged_pth_with_the_scripts(tmp_path):
+    (tmp_path / "mine.jsonl").write_text((REPO / "data" / "sample.jsonl").read_text())
+    done = script("make_data.sh", "mine.jsonl", "data/mine", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = script("train_bone.sh", "--model", "tiny", "--data", "data/mine", "--proj_dir", "runs/bone", "--gpus", 0,
+                  "--rank", 16, "--ctx_len", 32, "--micro_bsz", 2, "--steps", 3, "--lr", "1e-3", "--progress_bar", 0,
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    proj = tmp_path / "runs" / "bone"
+    assert "finished step 3" in done.stdout and (proj / "base.pth").is_file()
+    assert len(list(csv.DictReader(open(proj / "metrics.csv")))) == 3
+    adapter = read_adapter(proj / "checkpoint-000003")
+    assert (adapter.config.method, adapter.config.r) == ("bone", 16)
+    done = script("merge.sh", "--base", "runs/bone/base.pth", "--bone", "runs/bone", "--output", "merged.pth",
+                  "--check", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "merged 16 bone layers (r=16, step 3)" in done.stdout and (tmp_path / "merged.pth").is_file()
+    rel = float(done.stdout.split("(")[-1].split(" of the largest")[0])
+    assert rel < 1e-5
+
+
+def test_a_bad_flag_is_one_line(tmp_path):
+    done = script("train_lora.sh", "--model", "tiny", "--data", "nowhere", "--gpus", 0, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == "train.py: error: binidx data nowhere: nowhere.idx does not exist"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_script_has_valid_24gb_defaults(method, sample_data):
+    text = (REPO / "scripts" / f"train_{method}.sh").read_text()
+    assert f'--config "$REPO_ROOT/configs/train/{method}.json" "$@"' in text
+    cfg = parse_args(["--config", str(REPO / "configs" / "train" / f"{method}.json"), "--model", "3b"])
+    on_gpu = parse_args(["--config", str(REPO / "configs" / "train" / f"{method}.json"), "--gpus", "1"])
+    assert (on_gpu.peft, on_gpu.precision, on_gpu.grad_cp, on_gpu.ctx_len, on_gpu.micro_bsz) == \
+        (method, "bf16", True, 1024, 4)
+    assert cfg.precision == ("bf16" if torch.cuda.is_available() else "fp32")
+    assert cfg.strategy.startswith("deepspeed_stage_") and cfg.proj_dir == f"out/{method}"
+    cpu = parse_args(["--config", str(REPO / "configs" / "train" / f"{method}.json"), "--model", "tiny",
+                      "--data", str(sample_data), "--gpus", "0", "--steps", "5"])
+    assert (cpu.precision, cpu.total_steps, cpu.warmup_steps) == ("fp32", 5, 0)
+    validate(cpu)
