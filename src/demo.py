@@ -1,107 +1,156 @@
-"""The embedded-default demo (`bash scripts/demo.sh`): a tiny random RWKV6, end to end.
+"""The embedded-default demo (`bash scripts/demo.sh`): jsonl -> binidx -> Bone training -> merged .pth.
 
-It initialises the `tiny` preset with RWKV-LM's scheme, saves it as an RWKV-LM .pth,
-loads it back strictly, runs a prompt through it with the chunked WKV6 backend, checks
-the result against the step-by-step reference, then puts Bone adapters on it, saves
-them, merges them into a plain .pth and checks the merged model against the adapter
-model. Training arrives with the trainer; until then the adapters get random values.
+It walks the whole user path on a CPU in a minute or two, with no download:
+  1. initialise the `tiny` preset with RWKV-LM's scheme and save it as an RWKV-LM .pth;
+  2. load it back strictly and check the chunked WKV6 against the step-by-step reference;
+  3. tokenise data/sample.jsonl into binidx (scripts/make_data.sh);
+  4. train Bone adapters on it with the real trainer (Lightning + DeepSpeed ZeRO-2 on the
+     CPU; the same code as scripts/train_bone.sh) and show the loss falling;
+  5. merge the final adapter checkpoint into a plain .pth (merge.py);
+  6. check the merged model against base + adapter, and its loss against the base's.
+Every step prints the command a user would type for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .config import RWKV6Config
+from .data import BinIdx
+from .data.make_data import make_data
 from .init_model import init_rwkv6
-from .merge import merge_into_base
+from .merge import check_merge
+from .merge import main as merge_main
 from .model import load_rwkv6, parameter_shapes, save_rwkv6
-from .peft import PeftConfig, apply_peft, count_parameters, read_adapter, save_adapter
+from .peft import load_adapter
+from .peft.adapter_io import read_any_adapter
 from .tokenizer import WorldTokenizer
+from .train_config import parse_args
+from .trainer import run as train
 
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample.jsonl"
 PROMPT = "The Eiffel tower is in the city of"
 
 
-def run(out_dir: Path, seed: int = 0) -> dict:
+def eval_loss(model: torch.nn.Module, data: BinIdx, ctx_len: int, n_windows: int = 8) -> float:
+    """Mean next-token loss over n_windows evenly spaced windows of the data."""
+    starts = np.linspace(0, data.num_tokens - ctx_len - 1, n_windows).astype(int)
+    tokens = torch.from_numpy(np.stack([data.window(s, ctx_len + 1) for s in starts]).astype(np.int64))
+    with torch.no_grad():
+        logits = model(tokens[:, :-1])
+    return F.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten()).item()
+
+
+def read_losses(metrics_csv: Path) -> list[float]:
+    with open(metrics_csv) as f:
+        return [float(r["loss"]) for r in csv.DictReader(f)]
+
+
+def run(out_dir: Path, steps: int = 100, seed: int = 0, progress_bar: bool = True) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     config = RWKV6Config.preset("tiny")
     n_params = sum(math.prod(s) for s in parameter_shapes(config).values())
-    print(f"[1/6] tiny RWKV6: {config.n_layer} layers x {config.n_embd} channels, {config.n_head} heads of "
-          f"{config.head_size}, ffn {config.dim_ffn}, vocab {config.vocab_size}: {n_params / 1e6:.2f}M parameters")
-
-    path = out_dir / "rwkv6-tiny-random.pth"
+    base_path = out_dir / "rwkv6-tiny.pth"
     start = time.time()
     # nonzero: RWKV-LM's scheme leaves att.output / ffn.value at zero, which would hide the
-    # attention path from the check in step 4; those get small random values here.
-    save_rwkv6(init_rwkv6(config, seed=seed, nonzero=True), path)
-    print(f"[2/6] initialised with RWKV-LM's scheme (zero projections randomised) and saved {path} "
-          f"(bf16, {path.stat().st_size / 2**20:.1f} MiB, {time.time() - start:.1f}s)")
+    # attention path from the check in step 2; those get small random values here.
+    save_rwkv6(init_rwkv6(config, seed=seed, nonzero=True), base_path, dtype=torch.float32)
+    print(f"[1/6] tiny RWKV6 ({config.n_layer} layers x {config.n_embd}, {config.n_head} heads, vocab "
+          f"{config.vocab_size}, {n_params / 1e6:.1f}M parameters), RWKV-LM init, saved as {base_path} "
+          f"({time.time() - start:.1f}s)\n      = python -m src.init_model --config configs/model/rwkv6-tiny.json "
+          f"--out {base_path} --nonzero --dtype fp32")
 
-    model = load_rwkv6(path, dtype=torch.float32)
+    model = load_rwkv6(base_path)
     tok = WorldTokenizer()
     ids = tok.encode(PROMPT)
     idx = torch.tensor([ids])
-    start = time.time()
     with torch.no_grad():
         logits = model(idx)
-    took = time.time() - start
-    print(f"[3/6] loaded it back (strict), ran {len(ids)} tokens of {PROMPT!r} {ids} "
-          f"-> logits {tuple(logits.shape)} in {took * 1000:.0f} ms (wkv6 backend: chunked)")
-
-    loss = F.cross_entropy(logits[0, :-1], idx[0, 1:]).item()
-    next_ids = logits[0, -1].topk(3).indices.tolist()
-    print(f"      next-token loss {loss:.3f} (a random model should be near ln(65536) = {math.log(65536):.3f}); "
-          f"its top guesses after the prompt: {[tok.decode([i]) for i in next_ids]}")
-
-    with torch.no_grad():
         reference = model.set_runtime(wkv_backend="naive")(idx)
-    diff = ((logits - reference).abs().max() / reference.abs().max()).item()
-    print(f"[4/6] chunked vs step-by-step WKV6 on the whole model: max relative logit difference {diff:.1e}")
+    wkv_diff = ((logits - reference).abs().max() / reference.abs().max()).item()
+    print(f"[2/6] loaded it back (strict); {PROMPT!r} -> {ids}; chunked vs step-by-step WKV6 on the whole "
+          f"model: max relative logit difference {wkv_diff:.1e}")
 
-    model.set_runtime(wkv_backend="chunked")
-    config_peft = PeftConfig(method="bone", r=16)
-    apply_peft(model, config_peft, verbose=False)
-    trainable, total = count_parameters(model)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.requires_grad:                    # stand-in for training: small random blocks
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-        adapted = model(idx)
-    adapter_dir = save_adapter(model, config_peft, out_dir / "bone-adapter", step=0)
-    print(f"[5/6] Bone r=16 on all 8 linears of each block: {trainable:,} of {total:,} parameters train; "
-          f"saved {adapter_dir} ({(adapter_dir / 'adapter.pth').stat().st_size / 2**10:.0f} KiB)")
+    data_prefix = out_dir / "sample"
+    stats = make_data(SAMPLE, data_prefix, tokenizer=tok)
+    data = BinIdx(data_prefix)
+    print(f"[3/6] tokenised {SAMPLE.relative_to(REPO)}: {stats['documents']} documents, {stats['tokens']:,} "
+          f"tokens -> {data_prefix}.bin/.idx\n      = bash scripts/make_data.sh {SAMPLE.relative_to(REPO)} "
+          f"{data_prefix}")
+
+    proj_dir = out_dir / "bone"
+    shutil.rmtree(proj_dir, ignore_errors=True)              # the demo's own run directory, from a last demo
+    flags = ["--model", str(base_path), "--data", str(data_prefix), "--proj_dir", str(proj_dir), "--gpus", "0",
+             "--rank", "16", "--ctx_len", "128", "--micro_bsz", "4", "--steps", str(steps), "--lr", "3e-3",
+             "--warmup_steps", str(min(5, steps - 1)), "--grad_cp", "1", "--strategy", "deepspeed_stage_2",
+             "--precision", "fp32", "--epoch_count", "2" if steps >= 2 else "1", "--seed", str(seed)]
+    print(f"[4/6] training Bone r=16 for {steps} steps on the CPU (Lightning + DeepSpeed ZeRO-2, "
+          f"gradient checkpointing)\n      = bash scripts/train_bone.sh {' '.join(flags)}", flush=True)
+    cfg = parse_args(["--config", str(REPO / "configs" / "train" / "bone.json"), *flags,
+                      "--progress_bar", "1" if progress_bar else "0"])
+    result = train(cfg)
+    losses = read_losses(proj_dir / "metrics.csv")
+    k = max(1, len(losses) // 5)
+    means = [sum(losses[i:i + k]) / len(losses[i:i + k]) for i in range(0, len(losses), k)]
+    print(f"      loss, mean of each {k} steps: " + " -> ".join(f"{m:.2f}" for m in means)
+          + f"  ({result['seconds']:.0f}s; curve in {proj_dir / 'loss.png'}, numbers in {proj_dir / 'metrics.csv'})")
 
     merged_path = out_dir / "rwkv6-tiny-bone-merged.pth"
-    merge_into_base(path, read_adapter(adapter_dir), merged_path, overwrite=True)
-    with torch.no_grad():
-        merged = load_rwkv6(merged_path)(idx)
-    merge_diff = ((merged - adapted).abs().max() / adapted.abs().max()).item()
-    print(f"[6/6] merged into {merged_path} (bf16, RWKV-LM keys): merged vs adapter model, "
-          f"max relative logit difference {merge_diff:.1e} (bf16 rounding of W + dW)")
-    return {"checkpoint": path, "loss": loss, "max_rel_diff": diff, "tokens": ids,
-            "merged": merged_path, "merge_rel_diff": merge_diff}
+    merge_flags = ["--base", str(base_path), "--bone", str(proj_dir), "--output", str(merged_path), "--overwrite"]
+    print(f"[5/6] merging the newest checkpoint into a plain RWKV6 .pth\n      = python merge.py "
+          f"{' '.join(merge_flags)}\n      ", end="", flush=True)
+    if merge_main(merge_flags) != 0:
+        raise RuntimeError("merge.py failed")
+
+    adapter = read_any_adapter(proj_dir, "bone")
+    diff, merge_rel_diff = check_merge(base_path, adapter, merged_path, n_tokens=64, seed=seed)
+    base_loss = eval_loss(load_rwkv6(base_path), data, 128)
+    adapted_loss = eval_loss(load_adapter(load_rwkv6(base_path), adapter), data, 128)
+    merged_loss = eval_loss(load_rwkv6(merged_path), data, 128)
+    print(f"[6/6] merged model vs base + adapter: max relative logit difference {merge_rel_diff:.1e}; loss on "
+          f"the sample data: base {base_loss:.3f}, base + adapter {adapted_loss:.3f}, merged {merged_loss:.3f}")
+    return {"checkpoint": base_path, "wkv_rel_diff": wkv_diff, "losses": losses, "first_losses": means[0],
+            "last_losses": means[-1], "merged": merged_path, "merge_rel_diff": merge_rel_diff,
+            "base_loss": base_loss, "adapted_loss": adapted_loss, "merged_loss": merged_loss,
+            "steps": result["steps"]}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m src.demo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="bash scripts/demo.sh", description=__doc__.split("\n\n")[0])
     p.add_argument("--out_dir", default="out/demo", help="where the demo writes its files (default out/demo)")
+    p.add_argument("--steps", type=int, default=100, help="training steps (default 100, about a minute)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--progress_bar", type=int, default=1)
     args = p.parse_args(argv)
-    result = run(Path(args.out_dir), seed=args.seed)
-    if not result["max_rel_diff"] < 1e-4:
-        print("demo FAILED: the chunked and step-by-step WKV6 disagree", file=sys.stderr)
+    if args.steps < 2:
+        p.error("--steps must be at least 2")
+    r = run(Path(args.out_dir), steps=args.steps, seed=args.seed, progress_bar=bool(args.progress_bar))
+    failures = []
+    if not r["wkv_rel_diff"] < 1e-4:
+        failures.append(f"the chunked and step-by-step WKV6 disagree ({r['wkv_rel_diff']:.1e})")
+    if not r["last_losses"] < r["first_losses"] - 0.1:
+        failures.append(f"the training loss did not fall ({r['first_losses']:.3f} -> {r['last_losses']:.3f})")
+    if not r["merge_rel_diff"] < 1e-4:
+        failures.append(f"the merged model does not match base + adapter ({r['merge_rel_diff']:.1e})")
+    if not r["merged_loss"] < r["base_loss"]:
+        failures.append(f"the merged model is no better than the base ({r['merged_loss']:.3f} vs {r['base_loss']:.3f})")
+    for failure in failures:
+        print(f"demo FAILED: {failure}", file=sys.stderr)
+    if failures:
         return 1
-    if not result["merge_rel_diff"] < 3e-2:
-        print("demo FAILED: the merged model does not match the adapter model", file=sys.stderr)
-        return 1
-    print("demo OK")
+    print(f"demo OK: loss {r['first_losses']:.2f} -> {r['last_losses']:.2f} in {r['steps']} steps; merged model "
+          f"{r['merged']} matches base + adapter")
     return 0
 
 
