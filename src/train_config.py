@@ -72,6 +72,7 @@ class TrainConfig:
     lora_alpha: float | None = None
     lora_dropout: float = 0.0
     bat_index: str = "out"
+    bat_materialize: bool = False     # the paper's Bat (W + ΔW through autograd): the benchmark's reference
     disha_r1: int | None = None
     pissa_niter: int = 4
     peft_targets: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
@@ -94,8 +95,9 @@ class TrainConfig:
         if self.peft == "none":
             return None
         return PeftConfig(method=self.peft, r=self.peft_r, alpha=self.lora_alpha, dropout=self.lora_dropout,
-                          bat_index=self.bat_index, disha_r1=self.disha_r1, pissa_niter=self.pissa_niter,
-                          targets=tuple(self.peft_targets), train_parts=tuple(self.train_parts), seed=self.seed)
+                          bat_index=self.bat_index, bat_materialize=self.bat_materialize, disha_r1=self.disha_r1,
+                          pissa_niter=self.pissa_niter, targets=tuple(self.peft_targets),
+                          train_parts=tuple(self.train_parts), seed=self.seed)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -33,7 +33,7 @@ def make_adapter(linear: nn.Linear, config: PeftConfig, name: str,
     if config.method == "bone":
         return BoneLinear(linear, config.r, name=name)
     if config.method == "bat":
-        return BatLinear(linear, config.r, index=config.bat_index, name=name)
+        return BatLinear(linear, config.r, index=config.bat_index, materialize=config.bat_materialize, name=name)
     if config.method == "disha":
         r1 = config.disha_r1 if config.disha_r1 is not None else linear.out_features
         return DishaLinear(linear, r1, config.r, name=name)

@@ -22,6 +22,8 @@ class PeftConfig:
     alpha: LoRA/PiSSA scaling numerator (scale = alpha / r); None means alpha = r (scale 1).
     dropout: LoRA dropout on the adapter path.
     bat_index: "out" (one block per output block, peft / the paper) or "in" (per input block, RWKV-PEFT).
+    bat_materialize: build W + ΔW through autograd in every Bat layer, as the paper's code does
+        (the same math; kept as the benchmark's reference for the memory it costs).
     disha_r1: DiSHA's output-side shard height; None means the layer's full output width (= Bone).
     pissa_niter: power iterations of PiSSA's randomised SVD.
     targets: patterns of the linear layers to adapt, matched against module names
@@ -36,6 +38,7 @@ class PeftConfig:
     alpha: float | None = None
     dropout: float = 0.0
     bat_index: str = "out"
+    bat_materialize: bool = False
     disha_r1: int | None = None
     pissa_niter: int = 4
     targets: tuple[str, ...] = DEFAULT_TARGETS
@@ -55,6 +58,8 @@ class PeftConfig:
             raise ValueError(f"PeftConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.bat_index not in ("out", "in"):
             raise ValueError(f"PeftConfig.bat_index must be 'out' or 'in', got {self.bat_index!r}")
+        if not isinstance(self.bat_materialize, bool):
+            raise ValueError(f"PeftConfig.bat_materialize must be True or False, got {self.bat_materialize!r}")
         if self.disha_r1 is not None and (not isinstance(self.disha_r1, int) or self.disha_r1 <= 0):
             raise ValueError(f"PeftConfig.disha_r1 must be a positive integer or None, got {self.disha_r1!r}")
         if not isinstance(self.pissa_niter, int) or self.pissa_niter < 0:

@@ -141,3 +141,19 @@ def test_casting_the_model_to_bf16_keeps_adapters_fp32(small_model, config):
             if name != "weight":
                 assert t.dtype == torch.float32, name
     assert model(tokens()).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("index", ["out", "in"])
+def test_bat_materialize_is_the_same_math(small_model, index):
+    fast = apply_peft(copy.deepcopy(small_model), PeftConfig("bat", 16, bat_index=index), verbose=False)
+    slow = apply_peft(copy.deepcopy(small_model), PeftConfig("bat", 16, bat_index=index, bat_materialize=True),
+                      verbose=False)
+    g = torch.Generator().manual_seed(2)
+    for (name, a), b in zip(adapter_layers(fast).items(), adapter_layers(slow).values()):
+        assert b.materialize and not a.materialize
+        with torch.no_grad():
+            a.bat.copy_(torch.randn(a.bat.shape, generator=g) * 0.05)
+            b.bat.copy_(a.bat)
+    assert torch.allclose(fast(tokens()), slow(tokens()), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="bat_materialize must be True or False"):
+        PeftConfig("bat", 16, bat_materialize="yes")
