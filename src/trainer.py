@@ -226,7 +226,8 @@ def write_run_config(cfg: TrainConfig) -> None:
     atomic_write_text(Path(cfg.proj_dir) / "train_config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
 
 
-def run(cfg: TrainConfig) -> dict:
+def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
+    """Train as cfg says; extra_callbacks (e.g. the benchmark's probe) join the run's own."""
     start = time.time()
     model_config = validate(cfg)
     is_rank_zero = global_rank_from_env(cfg.devices) == 0
@@ -255,6 +256,7 @@ def run(cfg: TrainConfig) -> dict:
                                adapter_file_writer(cfg), stop)]
     if cfg.progress_bar:
         callbacks.append(ProgressBar())
+    callbacks.extend(extra_callbacks)
     logger = False
     if cfg.log == "tensorboard":
         logger = L.pytorch.loggers.TensorBoardLogger(str(proj_dir), name="tensorboard")
