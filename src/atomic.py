@@ -49,3 +49,8 @@ def atomic_torch_save(obj, path: str | Path) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_save_png(fig, path: str | Path, dpi: int = 100) -> None:
+    """A matplotlib figure as a PNG (the format named: the temporary file's suffix is .tmp)."""
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))

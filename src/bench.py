@@ -49,6 +49,8 @@ import lightning as L
 import numpy as np
 import torch
 
+from .bench_wkv import device_name, median_ms, versions, write_section
+
 REPO = Path(__file__).resolve().parent.parent
 TABLE_COLUMNS = ["device", "method", "r", "grad_cp", "micro_bsz", "ctx_len", "trainable_params", "peak_mem_mb",
                  "peak_reserved_mb", "tokens_per_s", "date"]
@@ -171,17 +173,8 @@ def matmul_tflops(device: str) -> float:
     n, dtype = (8192, torch.bfloat16) if device == "cuda" else (2048, torch.float32)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    times = []
-    for i in range(13):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        if i >= 3:
-            times.append(time.perf_counter() - t)
-    return 2 * n ** 3 / statistics.median(times) / 1e12
+    ms = median_ms(lambda: a @ b, device, reps=10, warmup=3)
+    return 2 * n ** 3 / (ms / 1000) / 1e12
 
 
 def matmul_parameters(model: str) -> int:
@@ -192,11 +185,6 @@ def matmul_parameters(model: str) -> int:
     lora = ("time_maa_w1", "time_maa_w2", "time_decay_w1", "time_decay_w2")
     return sum(int(np.prod(shape)) for name, shape in parameter_shapes(resolve_config(model)).items()
                if name.endswith(lora) or (name.endswith(".weight") and len(shape) == 2 and name != "emb.weight"))
-
-
-def device_description(device: str) -> str:
-    from .bench_wkv import device_name
-    return device_name(device)
 
 
 # ------------------------------------------------------------------ reports
@@ -274,11 +262,9 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    from .atomic import atomic_save_png
+    atomic_save_png(fig, path)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def ratio(a, b) -> str:
@@ -402,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir)
     base, data = make_inputs(model, work, max(args.ctx_len, args.scale_ctx_len if args.scale else 0))
     date = datetime.date.today().isoformat()
-    name = device_description(device)
+    name = device_name(device)
     common = {"base": str(base), "data": str(data), "steps": args.steps, "warmup": args.warmup,
               "accelerator": "gpu" if device == "cuda" else "cpu"}
 
@@ -445,8 +431,6 @@ def main(argv: list[str] | None = None) -> int:
         scale = [r for r in every if r["device"] == name]
     plot([r for r in rows if not r.get("error")], png_path,
          f"RWKV6 {model}, micro batch {args.micro_bsz}, ctx {args.ctx_len} — {name}")
-    from .bench_wkv import versions
-
     def shown(path: Path) -> str:
         try:
             return str(path.resolve().relative_to(REPO))
@@ -460,7 +444,6 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(rows, scale, meta)
     print(text)
     if args.markdown:
-        from .bench_wkv import write_section
         kind = "GPU" if device == "cuda" else "CPU"
         write_section(Path(args.markdown), f"table:{kind.lower()}", f"LoRA, Bone and Bat training, {kind}", text)
         print(f"written to {args.markdown}")

@@ -19,7 +19,7 @@ import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 import torch
 
-from .atomic import atomic_write_text
+from .atomic import atomic_save_png, atomic_write_text
 from .run_dir import TRAINER_STATE, checkpoint_name, checkpoints
 
 METRICS_COLUMNS = ["step", "loss", "lr", "tokens_per_s", "tokens", "elapsed_s"]
@@ -132,10 +132,8 @@ def plot_losses(rows: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_save_png(fig, path)
     plt.close(fig)
-    tmp.replace(path)
 
 
 class Checkpointing(L.Callback):

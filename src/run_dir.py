@@ -23,6 +23,15 @@ def checkpoint_name(step: int) -> str:
     return f"checkpoint-{step:06d}"
 
 
+def checkpoint_step(directory: str | Path) -> int:
+    """checkpoint-000100 -> 100; anything else is an error that names the directory."""
+    match = PATTERN.fullmatch(Path(directory).name)
+    if match is None:
+        raise ValueError(f"{directory} is not named like a checkpoint ({checkpoint_name(100)}): "
+                         f"its step cannot be known")
+    return int(match.group(1))
+
+
 def checkpoints(proj_dir: str | Path) -> list[tuple[int, Path]]:
     """(step, directory) of every complete checkpoint, oldest first."""
     proj_dir = Path(proj_dir)
@@ -51,4 +60,5 @@ def find_resume_checkpoint(proj_dir: str | Path, resume: str) -> Path | None:
     path = Path(resume)
     if not (path / TRAINER_STATE).is_dir():
         raise ValueError(f"--resume {path}: not a checkpoint directory with a {TRAINER_STATE}/ inside")
+    checkpoint_step(path)                     # the step, and so the metrics to keep, come from the name
     return path

@@ -84,6 +84,14 @@ class TrainConfig:
     resume: str = ""                  # "" start fresh; "latest"; "auto" (latest if any); or a checkpoint directory
 
     @property
+    def resolved_accelerator(self) -> str:
+        """"cpu" or "gpu": --accelerator, with "auto" meaning a GPU when one is visible."""
+        if self.accelerator != "auto":
+            return self.accelerator
+        import torch
+        return "gpu" if torch.cuda.is_available() else "cpu"
+
+    @property
     def total_steps(self) -> int:
         return self.epoch_steps * self.epoch_count
 
@@ -251,10 +259,8 @@ def config_from_values(file_values: dict[str, Any], flags: dict[str, Any] | None
     cfg = dataclass_from_dict(TrainConfig, converted, source="training configuration")
     if "warmup_steps" not in flags and cfg.warmup_steps >= cfg.total_steps > 1:
         cfg.warmup_steps = cfg.total_steps // 10          # a default (or a file's) warmup that a short run cannot fit
-    if "precision" not in flags and cfg.precision == "bf16" and cfg.accelerator in ("cpu", "auto"):
-        import torch
-        if cfg.accelerator == "cpu" or not torch.cuda.is_available():
-            cfg.precision = "fp32"                         # bf16 matmuls are slow on most CPUs; ask for it to get it
+    if "precision" not in flags and cfg.precision == "bf16" and cfg.resolved_accelerator == "cpu":
+        cfg.precision = "fp32"                             # bf16 matmuls are slow on most CPUs; ask for it to get it
     return cfg
 
 
@@ -305,9 +311,7 @@ def validate(cfg: TrainConfig):
                                                               and importlib.util.find_spec("tensorboardX")):
             raise ValueError(f"--log {cfg.log} needs the {package} package (pip install {package})")
 
-    accelerator = cfg.accelerator
-    if accelerator == "auto":
-        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    accelerator = cfg.resolved_accelerator
     if accelerator == "gpu":
         available = torch.cuda.device_count()
         if available == 0:

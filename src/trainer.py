@@ -31,7 +31,7 @@ from .init_model import init_rwkv6
 from .model import load_rwkv6, save_rwkv6
 from .peft import adapter_layers, apply_peft, load_adapter, save_adapter
 from .peft.adapter_io import read_adapter
-from .run_dir import PATTERN, TRAINER_STATE, checkpoints, find_resume_checkpoint
+from .run_dir import TRAINER_STATE, checkpoint_step, checkpoints, find_resume_checkpoint
 from .train_config import TrainConfig, parse_args, validate
 
 OOM_ADVICE = ("CUDA ran out of memory. Try, in this order: --grad_cp 1 (recompute activations), a smaller "
@@ -242,14 +242,14 @@ def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.precision == "tf32":
         torch.set_float32_matmul_precision("high")
-    accelerator = cfg.accelerator if cfg.accelerator != "auto" else ("gpu" if torch.cuda.is_available() else "cpu")
+    accelerator = cfg.resolved_accelerator
 
     model = build_model(cfg, model_config, resume_from, is_rank_zero)
     data = BinIdx(cfg.data_file)
     module = RWKVTrainingModule(model, cfg, data)
     world = cfg.devices * cfg.num_nodes
     tokens_per_step = cfg.micro_bsz * cfg.ctx_len * cfg.accumulate_grad_batches * world
-    resume_step = int(PATTERN.fullmatch(resume_from.name).group(1)) if resume_from else 0
+    resume_step = checkpoint_step(resume_from) if resume_from else 0
     stop = StopRequest()
     callbacks = [TrainingLog(proj_dir, tokens_per_step, resume_step=resume_step),
                  Checkpointing(proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from src.run_dir import checkpoint_name, checkpoints, find_resume_checkpoint, resumable
+from src.run_dir import checkpoint_name, checkpoint_step, checkpoints, find_resume_checkpoint, resumable
 
 
 def make(proj, step, state=True):
@@ -29,3 +29,10 @@ def test_latest_without_checkpoints_is_an_error(tmp_path):
     make(tmp_path, 5, state=False)
     with pytest.raises(ValueError, match="holds no checkpoint with a trainer_state/ to resume from"):
         find_resume_checkpoint(tmp_path, "latest")
+
+
+def test_resume_from_a_directory_not_named_like_a_checkpoint(tmp_path):
+    (tmp_path / "my-copy" / "trainer_state").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"my-copy is not named like a checkpoint \(checkpoint-000100\)"):
+        find_resume_checkpoint(tmp_path, str(tmp_path / "my-copy"))
+    assert checkpoint_step(make(tmp_path, 42)) == 42
