@@ -8,7 +8,7 @@ See `python merge.py --help` and src/merge.py.
 
 import sys
 
-from src.merge import main
+from src.peft.merge import main
 
 if __name__ == "__main__":
     sys.exit(main())

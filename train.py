@@ -8,7 +8,7 @@
 
 import sys
 
-from src.trainer import main
+from src.train.trainer import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,4 +4,4 @@
 #   bash scripts/bench_wkv.sh --device cuda    # GPU (cuda vs chunked vs fla chunk_rwkv6)
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 cd "$REPO_ROOT"
-exec python -m src.bench_wkv --write docs/benchmarks.md "$@"
+exec python -m src.bench.wkv --write docs/benchmarks.md "$@"

@@ -1,0 +1,15 @@
+"""RWKV fine-tuning with Bone, Bat, DiSHA, LoRA and PiSSA adapters.
+
+    model/     RWKV6Config, the RWKV6 network, checkpoints, RWKV-LM's initialisation
+    wkv6/      the WKV6 operator: naive (the reference), chunked, cuda (our kernel, cuda/)
+    peft/      the adapters, their registry, adapter files, merging into plain .pth files
+    data/      binidx files, the World tokenizer, jsonl conversion, resumable sampling
+    train/     train.py: configuration, the run, the Lightning module, DeepSpeed, checkpoints
+    bench/     benchmarks writing docs/benchmarks.md
+    utils/     atomic writes, the repository's paths, self-documenting configuration
+    demo.py    `bash scripts/demo.sh`
+"""
+
+from . import moved as _moved
+
+_moved.install()

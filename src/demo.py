@@ -25,21 +25,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import RWKV6Config
-from .data import BinIdx
+from .data import BinIdx, WorldTokenizer
 from .data.make_data import make_data
-from .init_model import init_rwkv6
-from .merge import check_merge
-from .merge import main as merge_main
-from .model import load_rwkv6, parameter_shapes, save_rwkv6
-from .peft import load_adapter
-from .peft.adapter_io import read_any_adapter
-from .tokenizer import WorldTokenizer
-from .train_config import parse_args
-from .trainer import run as train
+from .model import RWKV6Config, load_rwkv6, parameter_shapes, save_rwkv6
+from .model.init import init_rwkv6
+from .peft import load_adapter, read_any_adapter
+from .peft.merge import check_merge
+from .peft.merge import main as merge_main
+from .train import parse_args
+from .train import run as train
+from .utils.paths import SAMPLE_DATA, TRAIN_PRESETS, shown
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "data" / "sample.jsonl"
+SAMPLE = SAMPLE_DATA / "sample.jsonl"
 PROMPT = "The Eiffel tower is in the city of"
 
 
@@ -85,9 +82,8 @@ def run(out_dir: Path, steps: int = 100, seed: int = 0, progress_bar: bool = Tru
     data_prefix = out_dir / "sample"
     stats = make_data(SAMPLE, data_prefix, tokenizer=tok)
     data = BinIdx(data_prefix)
-    print(f"[3/6] tokenised {SAMPLE.relative_to(REPO)}: {stats['documents']} documents, {stats['tokens']:,} "
-          f"tokens -> {data_prefix}.bin/.idx\n      = bash scripts/make_data.sh {SAMPLE.relative_to(REPO)} "
-          f"{data_prefix}")
+    print(f"[3/6] tokenised {shown(SAMPLE)}: {stats['documents']} documents, {stats['tokens']:,} "
+          f"tokens -> {data_prefix}.bin/.idx\n      = bash scripts/make_data.sh {shown(SAMPLE)} {data_prefix}")
 
     proj_dir = out_dir / "bone"
     shutil.rmtree(proj_dir, ignore_errors=True)              # the demo's own run directory, from a last demo
@@ -97,7 +93,7 @@ def run(out_dir: Path, steps: int = 100, seed: int = 0, progress_bar: bool = Tru
              "--precision", "fp32", "--epoch_count", "2" if steps >= 2 else "1", "--seed", str(seed)]
     print(f"[4/6] training Bone r=16 for {steps} steps on the CPU (Lightning + DeepSpeed ZeRO-2, "
           f"gradient checkpointing)\n      = bash scripts/train_bone.sh {' '.join(flags)}", flush=True)
-    cfg = parse_args(["--config", str(REPO / "configs" / "train" / "bone.json"), *flags,
+    cfg = parse_args(["--config", str(TRAIN_PRESETS / "bone.json"), *flags,
                       "--progress_bar", "1" if progress_bar else "0"])
     result = train(cfg)
     losses = read_losses(proj_dir / "metrics.csv")
@@ -128,10 +124,13 @@ def run(out_dir: Path, steps: int = 100, seed: int = 0, progress_bar: bool = Tru
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bash scripts/demo.sh", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out_dir", default="out/demo", help="where the demo writes its files (default out/demo)")
-    p.add_argument("--steps", type=int, default=100, help="training steps (default 100, about a minute)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--progress_bar", type=int, default=1)
+    p.add_argument("--out_dir", default="out/demo", metavar="DIR",
+                   help="where the demo writes its files; its own bone/ run there is replaced (default: out/demo)")
+    p.add_argument("--steps", type=int, default=100, metavar="N",
+                   help="training steps, at least 2 (default: 100, about a minute)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the random model and the training (default: 0)")
+    p.add_argument("--progress_bar", type=int, default=1, choices=(0, 1), help="show the progress bar (default: 1)")
     args = p.parse_args(argv)
     if args.steps < 2:
         p.error("--steps must be at least 2")

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from src.config import RWKV6Config
-from src.init_model import init_rwkv6
-from src.model import save_rwkv6
+from src.data import WorldTokenizer
+from src.model import RWKV6Config, save_rwkv6
+from src.model.init import init_rwkv6
+from src.utils.paths import SAMPLE_DATA
 
 
 @pytest.fixture(scope="session")
@@ -20,12 +21,16 @@ def tiny_fp32_checkpoint(tmp_path_factory, tiny_config):
 
 
 @pytest.fixture(scope="session")
-def sample_data(tmp_path_factory):
-    """data/sample.jsonl as binidx (50 documents, about 2,000 tokens): the prefix."""
-    from pathlib import Path
+def world_tokenizer() -> WorldTokenizer:
+    """One World tokenizer for the whole run: building one reads its 65536-token vocabulary (about a second)."""
+    return WorldTokenizer()
 
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory, world_tokenizer):
+    """data/sample.jsonl as binidx (50 documents, about 2,000 tokens): the prefix."""
     from src.data.make_data import make_data
 
     prefix = tmp_path_factory.mktemp("data") / "sample"
-    make_data(Path(__file__).resolve().parents[1] / "data" / "sample.jsonl", prefix)
+    make_data(SAMPLE_DATA / "sample.jsonl", prefix, tokenizer=world_tokenizer)
     return prefix

@@ -2,9 +2,12 @@
 
 import csv
 
+import pytest
+
 from src.demo import main
 
 
+@pytest.mark.slow
 def test_demo_trains_merges_and_checks(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["--out_dir", str(out), "--steps", "30", "--progress_bar", "0"]) == 0
@@ -20,7 +23,6 @@ def test_demo_trains_merges_and_checks(tmp_path, capsys):
 
 
 def test_demo_rejects_too_few_steps(tmp_path, capsys):
-    import pytest
     with pytest.raises(SystemExit):
         main(["--out_dir", str(tmp_path), "--steps", "1"])
     assert "--steps must be at least 2" in capsys.readouterr().err

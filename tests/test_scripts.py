@@ -6,12 +6,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 
 from src.peft import read_adapter
-from src.train_config import parse_args, validate
+from src.train.config import parse_args, validate
+from src.train.trainer import preflight
+from src.utils.paths import REPO_ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[1]
 METHODS = ["bone", "bat", "lora", "pissa"]
 
 
@@ -21,7 +21,9 @@ def script(name: str, *args, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_jsonl_to_merged_pth_with_the_scripts(tmp_path):
+    """The one end-to-end test of the path: make_data.sh -> train_bone.sh -> merge.sh --check."""
     (tmp_path / "mine.jsonl").write_text((REPO / "data" / "sample.jsonl").read_text())
     done = script("make_data.sh", "mine.jsonl", "data/mine", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -50,16 +52,19 @@ def test_a_bad_flag_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_each_script_has_valid_24gb_defaults(method, sample_data):
+def test_each_script_reads_its_preset(method, sample_data):
+    """train_<method>.sh = train.py with configs/train/<method>.json (the defaults the README documents:
+    ctx_len 1024, micro_bsz 4, ZeRO-1, gradient checkpointing, bf16 on a GPU), then the user's flags."""
     text = (REPO / "scripts" / f"train_{method}.sh").read_text()
     assert f'--config "$REPO_ROOT/configs/train/{method}.json" "$@"' in text
-    cfg = parse_args(["--config", str(REPO / "configs" / "train" / f"{method}.json"), "--model", "3b"])
-    on_gpu = parse_args(["--config", str(REPO / "configs" / "train" / f"{method}.json"), "--gpus", "1"])
-    assert (on_gpu.peft, on_gpu.precision, on_gpu.grad_cp, on_gpu.ctx_len, on_gpu.micro_bsz) == \
+    preset = ["--config", str(REPO / "configs" / "train" / f"{method}.json")]
+    on_gpu = parse_args([*preset, "--gpus", "1"])
+    assert (on_gpu.peft.method, on_gpu.precision, on_gpu.grad_cp, on_gpu.ctx_len, on_gpu.micro_bsz) == \
         (method, "bf16", True, 1024, 4)
-    assert cfg.precision == ("bf16" if torch.cuda.is_available() else "fp32")
-    assert cfg.strategy.startswith("deepspeed_stage_") and cfg.proj_dir == f"out/{method}"
-    cpu = parse_args(["--config", str(REPO / "configs" / "train" / f"{method}.json"), "--model", "tiny",
-                      "--data", str(sample_data), "--gpus", "0", "--steps", "5"])
-    assert (cpu.precision, cpu.total_steps, cpu.warmup_steps) == ("fp32", 5, 0)
+    assert on_gpu.strategy == "deepspeed_stage_1" and on_gpu.proj_dir == f"out/{method}"
+    assert on_gpu.lr_final == pytest.approx(on_gpu.lr_init / 10) and on_gpu.warmup_steps == 10   # derived
+    cpu = parse_args([*preset, "--model", "tiny", "--data", str(sample_data), "--gpus", "0", "--steps", "5",
+                      "--lr", "1e-3"])
+    assert (cpu.precision, cpu.total_steps, cpu.warmup_steps, cpu.lr_final) == ("fp32", 5, 0, pytest.approx(1e-4))
     validate(cpu)
+    preflight(cpu)

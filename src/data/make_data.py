@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..tokenizer import WorldTokenizer
+from .tokenizer import WorldTokenizer
 from .binidx import BinIdxWriter
 
 END_OF_DOCUMENT = 0
@@ -76,17 +76,17 @@ def make_data(input_path: str | Path, out_prefix: str | Path, tokenizer: WorldTo
     return {"kind": kind, "documents": documents, "tokens": tokens}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, tokenizer: WorldTokenizer | None = None) -> int:
     p = argparse.ArgumentParser(prog="make_data.sh", description=__doc__.split("\n\n")[0])
-    p.add_argument("input", help="a .jsonl file")
+    p.add_argument("input", help="a .jsonl file: {\"text\": ...} or {\"prompt\": ..., \"response\": ...} per line")
     p.add_argument("out_prefix", help="writes OUT_PREFIX.bin and OUT_PREFIX.idx")
     args = p.parse_args(argv)
     start = time.time()
     try:
-        stats = make_data(args.input, args.out_prefix)
+        stats = make_data(args.input, args.out_prefix, tokenizer=tokenizer)
     except (ValueError, FileNotFoundError) as e:
         print(f"make_data: error: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {args.out_prefix}.bin/.idx: {stats['documents']} {stats['kind']} documents, "
           f"{stats['tokens']:,} tokens, in {time.time() - start:.1f}s"
           + (" (train it with --data_type sft)" if stats["kind"] == "sft" else ""))

@@ -1,4 +1,4 @@
-"""Adapter files: save_adapter / load_adapter, RWKV-PEFT files, finding the newest checkpoint.
+"""Adapter files: save_adapter / load_adapter, finding the newest checkpoint, reading any format.
 
 Our format is a directory with two files:
     adapter.pth          the trainable tensors (adapters and train_parts) and PiSSA's start
@@ -7,11 +7,8 @@ Our format is a directory with two files:
                           "base_model": the base's shape signature, "step": N,
                           "tensors": {key: shape}, "adapter_sha256": hash of adapter.pth}
 Both are written atomically; the hash ties them together, so a save that was interrupted
-between the two files is detected instead of loading a mismatched pair.
-
-RWKV-PEFT writes one .pth (rwkv-N.pth in its proj_dir) with keys ending in .lora_A /
-.lora_B, .bone, or .disha (2-D: Bone; 3-D: Bat with one block per input block), plus the
-train_parts tensors under their base names; PiSSA's start is in a separate init_pissa.pth.
+between the two files is detected instead of loading a mismatched pair. RWKV-PEFT's files
+are read by rwkv_peft.py; `read_any_adapter` and `load_adapter` take either.
 """
 
 from __future__ import annotations
@@ -22,51 +19,23 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import torch
 import torch.nn as nn
 
-from ..atomic import atomic_torch_save, atomic_write_text
+from ..model.checkpoint import check_state_dict
+from ..utils.atomic import atomic_torch_save, atomic_write_text
+from .adapter import Adapter
 from .apply import adapter_layers, adapter_state_dict, apply_peft
 from .config import PeftConfig
+from .rwkv_peft import read_rwkv_peft_adapter
 
 ADAPTER_FILE = "adapter.pth"
 CONFIG_FILE = "adapter_config.json"
 FORMAT = "rwkv6-peft-adapter"
 VERSION = 1
-
-# suffixes of the adapter tensors, by method
-ADAPTER_SUFFIXES = {"bone": ("bone",), "bat": ("bat",), "disha": ("disha",), "lora": ("lora_A", "lora_B"),
-                    "pissa": ("lora_A", "lora_B", "init_lora_A", "init_lora_B")}
-
-
-@dataclass
-class Adapter:
-    """An adapter read from disk: its config, its tensors, what it was trained on."""
-    config: PeftConfig
-    tensors: dict[str, torch.Tensor]
-    base_model: dict | None
-    step: int | None
-    source: Path
-    origin: str                       # "rwkv6-peft" (ours) or "RWKV-PEFT"
-
-    def layer_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
-        """{module name: {adapter tensor name: tensor}} for the adapter tensors."""
-        suffixes = ADAPTER_SUFFIXES[self.config.method]
-        layers: dict[str, dict[str, torch.Tensor]] = {}
-        for key, value in self.tensors.items():
-            module, _, leaf = key.rpartition(".")
-            if leaf in suffixes:
-                layers.setdefault(module, {})[leaf] = value
-        return layers
-
-    def extra_tensors(self) -> dict[str, torch.Tensor]:
-        """The train_parts tensors (base key names), copied over the base when merging."""
-        suffixes = ADAPTER_SUFFIXES[self.config.method]
-        return {k: v for k, v in self.tensors.items() if k.rpartition(".")[2] not in suffixes}
-
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -76,15 +45,27 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | Path, step: int | None = None) -> Path:
-    """Write adapter.pth + adapter_config.json into `directory` (created if missing), atomically."""
+def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | Path, step: int | None = None,
+                 tensors: Mapping[str, torch.Tensor] | None = None) -> Path:
+    """Write adapter.pth + adapter_config.json into `directory` (created if missing), atomically.
+    `tensors` replaces some of the model's own adapter tensors in the file (a trainer passes its fp32
+    master copies); its keys must be among `adapter_state_dict(model)`'s."""
     config = config if config is not None else getattr(model, "peft_config", None)
     if config is None:
         raise ValueError("save_adapter: the model has no adapters (call apply_peft first)")
     if getattr(model, "peft_config", None) not in (None, config):
         raise ValueError(f"save_adapter: the config given ({config.method}) is not the one the model was "
                          f"built with ({model.peft_config.method})")
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in adapter_state_dict(model).items()}
+    own = adapter_state_dict(model)
+    given = dict(tensors or {})
+    stray = sorted(set(given) - set(own))
+    if stray:
+        raise ValueError(f"save_adapter: {stray[:3]} are not adapter tensors of this model")
+    for key, value in given.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise ValueError(f"save_adapter: {key} has shape {tuple(value.shape)}, the model's is "
+                             f"{tuple(own[key].shape)}")
+    tensors = {k: given.get(k, v).detach().to("cpu").contiguous() for k, v in own.items()}
     base = model.config.shape_signature() if hasattr(model, "config") else None
     directory = Path(directory)
 
@@ -133,67 +114,6 @@ def read_adapter(directory: str | Path) -> Adapter:
     except Exception as e:
         raise ValueError(f"cannot read adapter {tensor_path}: {e}") from None
     return Adapter(config, tensors, meta.get("base_model"), meta.get("step"), directory, "rwkv6-peft")
-
-
-def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | None = None,
-                           pissa_init: str | Path | None = None) -> Adapter:
-    """Read an RWKV-PEFT checkpoint (one .pth) as an Adapter of `method`.
-
-    bone: keys .bone, or 2-D .disha; bat: 3-D .disha (or .bat), one block per input block
-    (bat_index="in"); lora: .lora_A/.lora_B, with lora_alpha (RWKV-PEFT does not store it);
-    pissa: .lora_A/.lora_B plus .init_lora_A/.init_lora_B from `pissa_init` (its
-    init_pissa.pth), scale 1 as RWKV-PEFT trains it. Other keys are train_parts tensors.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"RWKV-PEFT adapter {path} does not exist")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot read RWKV-PEFT adapter {path}: {e}") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"RWKV-PEFT adapter {path} holds a {type(raw).__name__}, expected a dict of tensors")
-    tensors: dict[str, torch.Tensor] = {}
-    ranks = set()
-    found = set()
-    for key, value in raw.items():
-        module, _, leaf = key.rpartition(".")
-        if leaf in ("bone", "disha", "bat"):
-            kind = "bat" if value.dim() == 3 else "bone"
-            found.add(kind)
-            ranks.add(int(value.shape[-1] if kind == "bat" else value.shape[0]))
-            tensors[f"{module}.{kind}"] = value
-        elif leaf in ("lora_A", "lora_B"):
-            found.add("lora")
-            if leaf == "lora_A":
-                ranks.add(int(value.shape[0]))
-            tensors[key] = value
-        else:
-            tensors[key] = value
-    wanted = "lora" if method in ("lora", "pissa") else method
-    if method not in ("bone", "bat", "lora", "pissa"):
-        raise ValueError(f"RWKV-PEFT adapters are bone, bat, lora or pissa; got method {method!r}")
-    if found != {wanted}:
-        raise ValueError(f"{path}: holds {sorted(found) or 'no'} adapter tensors, expected {wanted} for --{method}")
-    if len(ranks) != 1:
-        raise ValueError(f"{path}: adapter tensors of several ranks {sorted(ranks)}")
-    r = ranks.pop()
-    if method == "lora" and lora_alpha is None:
-        raise ValueError(f"{path}: RWKV-PEFT LoRA files do not record lora_alpha; pass it (--lora_alpha)")
-    if method == "pissa":
-        if pissa_init is None:
-            raise ValueError(f"{path}: a PiSSA adapter needs RWKV-PEFT's init_pissa.pth (--pissa_init)")
-        init = torch.load(pissa_init, map_location="cpu", weights_only=True)
-        for key, value in init.items():
-            if key.endswith(".init_lora_A") or key.endswith(".init_lora_B"):
-                tensors[key] = value
-    modules = sorted({k.rpartition(".")[0] for k in tensors
-                      if k.rpartition(".")[2] in ADAPTER_SUFFIXES[method][:2]})
-    extras = sorted(k for k in tensors if k.rpartition(".")[2] not in ADAPTER_SUFFIXES[method])
-    config = PeftConfig(method=method, r=r, alpha=(float(r) if method == "pissa" else lora_alpha),
-                        bat_index="in", targets=tuple(modules), train_parts=tuple(extras))
-    step = int(m.group(1)) if (m := re.search(r"rwkv-(\d+)\.pth$", path.name)) else None
-    return Adapter(config, tensors, None, step, path, "RWKV-PEFT")
 
 
 def find_adapter(path: str | Path) -> Path:
@@ -264,7 +184,6 @@ def load_adapter(model: nn.Module, path: str | Path | Adapter, method: str | Non
     """Load an adapter into `model` strictly. A plain model gets the adapter's layers first; a
     model with adapters must have the same method, options, targets and train_parts. A different
     base model, a missing, unexpected or wrongly shaped tensor: an error saying what differs."""
-    from ..model import check_state_dict
     adapter = path if isinstance(path, Adapter) else read_any_adapter(path, method, lora_alpha, pissa_init)
     where = f"adapter {adapter.source}"
     diffs = base_signature_difference(model.config.shape_signature(), adapter.base_model)

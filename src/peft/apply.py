@@ -1,4 +1,4 @@
-"""Putting adapters into an RWKV6 model: apply_peft, what trains, counting, merge_and_unload."""
+"""Putting adapters into an RWKV model: apply_peft, what trains, counting, merge_and_unload."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ from fnmatch import fnmatchcase
 import torch
 import torch.nn as nn
 
-from .bat import BatLinear
-from .bone import BoneLinear
 from .config import PeftConfig
-from .disha import DishaLinear
 from .layer import AdapterLinear
-from .lora import LoraLinear
+from .registry import adapter_class
 
 
 def target_matches(name: str, pattern: str) -> bool:
@@ -30,15 +27,9 @@ def part_matches(name: str, pattern: str) -> bool:
 
 def make_adapter(linear: nn.Linear, config: PeftConfig, name: str,
                  generator: torch.Generator | None = None, init_adapters: bool = True) -> AdapterLinear:
-    if config.method == "bone":
-        return BoneLinear(linear, config.r, name=name)
-    if config.method == "bat":
-        return BatLinear(linear, config.r, index=config.bat_index, materialize=config.bat_materialize, name=name)
-    if config.method == "disha":
-        r1 = config.disha_r1 if config.disha_r1 is not None else linear.out_features
-        return DishaLinear(linear, r1, config.r, name=name)
-    return LoraLinear(linear, config.r, alpha=config.alpha, dropout=config.dropout, init=config.method,
-                      niter=config.pissa_niter, generator=generator, init_weights=init_adapters, name=name)
+    """The adapter layer `config` asks for around one linear (the registry's class for its method)."""
+    return adapter_class(config.method).from_config(linear, config, name, generator=generator,
+                                                    init_weights=init_adapters)
 
 
 def adapter_layers(model: nn.Module) -> dict[str, AdapterLinear]:

@@ -84,7 +84,8 @@ class BatOutFunction(torch.autograd.Function):
 
 class BatLinear(AdapterLinear):
     method = "bat"
-    adapter_names = ("bat",)
+    adapter_names = file_tensors = ("bat",)
+    options = ("r", "bat_index")
 
     def __init__(self, base: nn.Linear, r: int, index: str = "out", materialize: bool = False, name: str = ""):
         super().__init__(base, name)
@@ -101,9 +102,11 @@ class BatLinear(AdapterLinear):
         n_blocks = self.out_features // r if index == "out" else self.in_features // r
         self.bat = self.adapter_parameter(n_blocks, r, r)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.merged:
-            return self.base_forward(x)
+    @classmethod
+    def from_config(cls, base, config, name="", generator=None, init_weights=True) -> "BatLinear":
+        return cls(base, config.r, index=config.bat_index, materialize=config.bat_materialize, name=name)
+
+    def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
         d = self.bat.to(x.dtype)
         if self.materialize:
             w = self.weight.to(x.dtype)
@@ -115,12 +118,9 @@ class BatLinear(AdapterLinear):
         y = F.linear(x + z.flatten(-2), self.weight)
         return y + z.sum(-2).repeat(*([1] * (x.dim() - 1)), self.out_features // self.r)
 
-    @staticmethod
-    def delta_from(weight: torch.Tensor, bat: torch.Tensor, index: str) -> torch.Tensor:
-        return bat_delta(wide(weight), wide(bat), index)
-
     def delta_weight(self) -> torch.Tensor:
-        return self.delta_from(self.weight, self.bat, self.index)
+        """ΔW (out, in) fp32: ΔW_ab = W_ab D + D."""
+        return bat_delta(wide(self.weight), wide(self.bat), self.index)
 
     def unmerged_weight(self) -> torch.Tensor:
         # W' = W (I + D) + D blockwise  =>  W = (W' - D) (I + D)^-1

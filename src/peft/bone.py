@@ -28,7 +28,8 @@ def slice_sum(x: torch.Tensor, r: int) -> torch.Tensor:
 
 class BoneLinear(AdapterLinear):
     method = "bone"
-    adapter_names = ("bone",)
+    adapter_names = file_tensors = ("bone",)
+    options = ("r",)
 
     def __init__(self, base: nn.Linear, r: int, name: str = ""):
         super().__init__(base, name)
@@ -39,22 +40,17 @@ class BoneLinear(AdapterLinear):
         self.r = r
         self.bone = self.adapter_parameter(r, self.out_features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base_forward(x)
-        if self.merged:
-            return y
-        return y + slice_sum(x, self.r) @ self.bone.to(x.dtype)
+    @classmethod
+    def from_config(cls, base, config, name="", generator=None, init_weights=True) -> "BoneLinear":
+        return cls(base, config.r, name=name)
 
-    @staticmethod
-    def delta_from(weight: torch.Tensor, bone: torch.Tensor) -> torch.Tensor:
-        """ΔW (out, in) fp32: ΔW[o, c] = bone[c mod r, o]."""
-        r, out = bone.shape
-        in_features = weight.shape[1]
-        reps = -(-in_features // r)
-        return wide(bone).t().repeat(1, reps)[:, :in_features]
+    def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight) + slice_sum(x, self.r) @ self.bone.to(x.dtype)   # (..., out)
 
     def delta_weight(self) -> torch.Tensor:
-        return self.delta_from(self.weight, self.bone)
+        """ΔW (out, in) fp32: ΔW[o, c] = bone[c mod r, o]."""
+        reps = -(-self.in_features // self.r)
+        return wide(self.bone).t().repeat(1, reps)[:, :self.in_features]
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, r={self.r}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .bone import slice_sum
 from .layer import AdapterLinear, wide
@@ -21,7 +22,8 @@ from .layer import AdapterLinear, wide
 
 class DishaLinear(AdapterLinear):
     method = "disha"
-    adapter_names = ("disha",)
+    adapter_names = file_tensors = ("disha",)
+    options = ("r", "disha_r1")
 
     def __init__(self, base: nn.Linear, r1: int, r2: int, name: str = ""):
         super().__init__(base, name)
@@ -34,21 +36,20 @@ class DishaLinear(AdapterLinear):
         self.r1, self.r2 = r1, r2
         self.disha = self.adapter_parameter(r1, r2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base_forward(x)
-        if self.merged:
-            return y
-        t = slice_sum(x, self.r2) @ self.disha.to(x.dtype).t()                # (..., r1)
-        return y + t.repeat(*([1] * (x.dim() - 1)), self.out_features // self.r1)
+    @classmethod
+    def from_config(cls, base, config, name="", generator=None, init_weights=True) -> "DishaLinear":
+        """PeftConfig.r is r2 (the input-side shard width); disha_r1 None means the full output width."""
+        r1 = config.disha_r1 if config.disha_r1 is not None else base.out_features
+        return cls(base, r1, config.r, name=name)
 
-    @staticmethod
-    def delta_from(weight: torch.Tensor, disha: torch.Tensor) -> torch.Tensor:
-        r1, r2 = disha.shape
-        out, in_features = weight.shape
-        return wide(disha).repeat(out // r1, in_features // r2)
+    def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = slice_sum(x, self.r2) @ self.disha.to(x.dtype).t()                # (..., r1)
+        tiled = t.repeat(*([1] * (x.dim() - 1)), self.out_features // self.r1)  # (..., out)
+        return F.linear(x, self.weight) + tiled
 
     def delta_weight(self) -> torch.Tensor:
-        return self.delta_from(self.weight, self.disha)
+        """ΔW (out, in) fp32: D tiled, ΔW[o, c] = D[o mod r1, c mod r2]."""
+        return wide(self.disha).repeat(self.out_features // self.r1, self.in_features // self.r2)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, r1={self.r1}, r2={self.r2}"

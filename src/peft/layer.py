@@ -1,20 +1,32 @@
-"""What every adapter layer shares: the frozen base weight, merge / unmerge, the contract.
+"""What every adapter layer shares: the frozen base weight, the forward, merge / unmerge, the contract.
 
-An adapter layer replaces an `nn.Linear(in, out, bias=False)` of RWKV6. It adopts the
-linear's `weight` parameter (frozen) under the same name, so the adapted model's
-state dict keeps every RWKV-LM key and adds the adapter's own (e.g. `blocks.0.att.key.bone`).
+An adapter layer replaces an `nn.Linear(in, out, bias=False)` of RWKV. It adopts the
+linear's `weight` parameter (frozen) under the same name, so the adapted model's state
+dict keeps every RWKV-LM key and adds the adapter's own (e.g. `blocks.0.att.key.bone`).
 
-Subclasses define
-    forward(x)              the fast forward, never building the (out, in) update
-    delta_weight()          ΔW as an (out, in) fp32 tensor, from the current weight
-    delta_from(W, ...)      the same as a pure function of tensors (used by merge.py)
+A method is a subclass that sets
+    method            its name ("bone"), the key of the registry (registry.py)
+    adapter_names     its trainable tensors, e.g. ("bone",)
+    file_tensors      what its adapter file holds per layer (adapter_names, plus buffers such as
+                      PiSSA's starting point)
+    options           the PeftConfig fields that shape or scale it (compared when loading)
+and defines
+    from_config(base, config, name, generator, init_weights)   the layer a PeftConfig asks for
+    adapted_forward(x)   y = x (W + ΔW)^T, without building the (out, in) update
+    delta_weight()       ΔW as an (out, in) fp32 tensor (merging, and the tests' explicit reference)
 Adapter parameters are fp32; the adapter arithmetic runs in the activation dtype.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .config import PeftConfig
 
 
 def wide(t: torch.Tensor) -> torch.Tensor:
@@ -26,7 +38,9 @@ class AdapterLinear(nn.Module):
     """Base class. `base` is an nn.Linear without bias; its weight becomes this layer's frozen `weight`."""
 
     method = "base"
-    adapter_names: tuple[str, ...] = ()          # trainable parameter names, e.g. ("bone",)
+    adapter_names: tuple[str, ...] = ()
+    file_tensors: tuple[str, ...] = ()
+    options: tuple[str, ...] = ("r",)
 
     def __init__(self, base: nn.Linear, name: str = ""):
         super().__init__()
@@ -40,6 +54,30 @@ class AdapterLinear(nn.Module):
         self.weight = base.weight
         self.weight.requires_grad_(False)
         self.merged = False
+
+    # --- the contract -------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, base: nn.Linear, config: "PeftConfig", name: str = "",
+                    generator: torch.Generator | None = None, init_weights: bool = True) -> "AdapterLinear":
+        raise NotImplementedError
+
+    @classmethod
+    def option_values(cls, config: "PeftConfig") -> dict:
+        """The values of `options` in `config`, as they act (defaults filled in)."""
+        return {k: getattr(config, k) for k in cls.options}
+
+    def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def delta_weight(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- shared -------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in) -> (..., out). Merged, W already holds W + ΔW."""
+        if self.merged:
+            return F.linear(x, self.weight)
+        return self.adapted_forward(x)
 
     def _apply(self, fn, recurse: bool = True):
         """Casting the model to a half dtype (model.to(torch.bfloat16), DeepSpeed's bf16 mode)
@@ -60,13 +98,6 @@ class AdapterLinear(nn.Module):
 
     def where(self) -> str:
         return f"{self.layer_name or 'layer'} ({self.out_features} x {self.in_features})"
-
-    # --- the contract -------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def delta_weight(self) -> torch.Tensor:
-        raise NotImplementedError
 
     # --- merging (Hugging Face peft's semantics) -----------------------------------------
     @torch.no_grad()
@@ -100,9 +131,6 @@ class AdapterLinear(nn.Module):
                            device=self.weight.device, dtype=self.weight.dtype)
         linear.weight = self.weight
         return linear
-
-    def base_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.linear(x, self.weight)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, merged={self.merged}"

@@ -43,7 +43,8 @@ def randomized_svd(a: torch.Tensor, rank: int, niter: int = 4, oversample: int =
 
 class LoraLinear(AdapterLinear):
     method = "lora"
-    adapter_names = ("lora_A", "lora_B")
+    adapter_names = file_tensors = ("lora_A", "lora_B")
+    options = ("r", "alpha")
 
     def __init__(self, base: nn.Linear, r: int, alpha: float | None = None, dropout: float = 0.0,
                  init: str = "lora", niter: int = 4, generator: torch.Generator | None = None,
@@ -67,6 +68,7 @@ class LoraLinear(AdapterLinear):
         self.lora_B = self.adapter_parameter(self.out_features, r)
         if init == "pissa":
             self.method = "pissa"
+            self.file_tensors = PissaLinear.file_tensors
             self.register_buffer("init_lora_A", torch.zeros_like(self.lora_A))
             self.register_buffer("init_lora_B", torch.zeros_like(self.lora_B))
         if init_weights and not self.weight.is_meta:      # else a loader fills A, B (and PiSSA's start)
@@ -74,6 +76,15 @@ class LoraLinear(AdapterLinear):
                 nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5), generator=generator)
             else:
                 self.pissa_init(niter=niter, generator=generator)
+
+    @classmethod
+    def from_config(cls, base, config, name="", generator=None, init_weights=True) -> "LoraLinear":
+        return cls(base, config.r, alpha=config.alpha, dropout=config.dropout, generator=generator,
+                   init_weights=init_weights, name=name)
+
+    @classmethod
+    def option_values(cls, config) -> dict:
+        return {"r": config.r, "alpha": config.alpha if config.alpha is not None else float(config.r)}
 
     @torch.no_grad()
     def pissa_init(self, niter: int = 4, generator: torch.Generator | None = None) -> None:
@@ -95,30 +106,38 @@ class LoraLinear(AdapterLinear):
         start = self.init_lora_B.to(dt) @ self.init_lora_A.to(dt)        # as stored, so ΔW(start) is exactly 0
         self.weight.copy_((original - self.scale * start).to(self.weight.dtype))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base_forward(x)
-        if self.merged:
-            return y
+    def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.lora_A.to(x.dtype), self.lora_B.to(x.dtype)
-        return y + self.scale * F.linear(F.linear(self.dropout(x), a), b)
+        return F.linear(x, self.weight) + self.scale * F.linear(F.linear(self.dropout(x), a), b)   # (..., out)
 
     def merge_update(self) -> torch.Tensor:
         return self.scale * (wide(self.lora_B) @ wide(self.lora_A))
 
     def delta_weight(self) -> torch.Tensor:
-        """ΔW relative to the original base weight (for PiSSA, not to the residual held here)."""
+        """ΔW relative to the original base weight: scale B A, and for PiSSA scale (B A - B0 A0)
+        (not relative to the residual held here)."""
+        delta = wide(self.lora_B) @ wide(self.lora_A)
         if self.init == "pissa":
-            return self.delta_from(self.weight, self.lora_A, self.lora_B, self.scale,
-                                   self.init_lora_A, self.init_lora_B)
-        return self.delta_from(self.weight, self.lora_A, self.lora_B, self.scale)
-
-    @staticmethod
-    def delta_from(weight: torch.Tensor, lora_A: torch.Tensor, lora_B: torch.Tensor, scale: float,
-                   init_lora_A: torch.Tensor | None = None, init_lora_B: torch.Tensor | None = None) -> torch.Tensor:
-        delta = wide(lora_B) @ wide(lora_A)
-        if init_lora_A is not None:
-            delta = delta - wide(init_lora_B) @ wide(init_lora_A)
-        return scale * delta
+            delta = delta - wide(self.init_lora_B) @ wide(self.init_lora_A)
+        return self.scale * delta
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, r={self.r}, alpha={self.alpha:g}, init={self.init!r}"
+
+
+class PissaLinear(LoraLinear):
+    """LoRA started from the top-r singular triplets of W (see the module docstring);
+    its adapter file also holds that start, init_lora_A / init_lora_B."""
+
+    method = "pissa"
+    file_tensors = ("lora_A", "lora_B", "init_lora_A", "init_lora_B")
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float | None = None, dropout: float = 0.0, niter: int = 4,
+                 generator: torch.Generator | None = None, init_weights: bool = True, name: str = ""):
+        super().__init__(base, r, alpha=alpha, dropout=dropout, init="pissa", niter=niter, generator=generator,
+                         init_weights=init_weights, name=name)
+
+    @classmethod
+    def from_config(cls, base, config, name="", generator=None, init_weights=True) -> "PissaLinear":
+        return cls(base, config.r, alpha=config.alpha, dropout=config.dropout, niter=config.pissa_niter,
+                   generator=generator, init_weights=init_weights, name=name)

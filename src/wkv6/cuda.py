@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-CUDA_DIR = Path(__file__).resolve().parent.parent.parent / "cuda"
+from ..utils.paths import CUDA_SOURCES as CUDA_DIR
 SOURCES = (CUDA_DIR / "wkv6_op.cpp", CUDA_DIR / "wkv6_cuda.cu")
 MIN_T_BUCKET = 4096
 SUPPORTED_HEAD_SIZES = tuple(range(4, 129, 4))

@@ -1,23 +1,19 @@
 """src/data/make_data.py and scripts/make_data.sh: jsonl -> binidx with the World tokenizer."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from src.data import BinIdx, TokenDataset
-from src.data.make_data import make_data
-from src.tokenizer import WorldTokenizer
+from src.data.make_data import main, make_data
+from src.utils.paths import SAMPLE_DATA
 
-REPO = Path(__file__).resolve().parents[2]
 EIFFEL = [6699, 304, 25740, 109, 39990, 4600, 4596, 22590, 30449, 4706]
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return WorldTokenizer()
+@pytest.fixture
+def tokenizer(world_tokenizer):
+    return world_tokenizer
 
 
 def write_jsonl(path, records):
@@ -33,8 +29,8 @@ def test_tokenizer_vector(tmp_path, tokenizer):
 
 
 def test_round_trip_of_the_sample_data(tmp_path, tokenizer):
-    lines = (REPO / "data" / "sample.jsonl").read_text().splitlines()
-    stats = make_data(REPO / "data" / "sample.jsonl", tmp_path / "s", tokenizer)
+    lines = (SAMPLE_DATA / "sample.jsonl").read_text().splitlines()
+    stats = make_data(SAMPLE_DATA / "sample.jsonl", tmp_path / "s", tokenizer)
     data = BinIdx(tmp_path / "s")
     assert stats["documents"] == data.num_documents == len(lines) >= 50
     assert stats["tokens"] == data.num_tokens
@@ -45,7 +41,7 @@ def test_round_trip_of_the_sample_data(tmp_path, tokenizer):
 
 
 def test_supervised_records(tmp_path, tokenizer):
-    src = REPO / "data" / "sample-sft.jsonl"
+    src = SAMPLE_DATA / "sample-sft.jsonl"
     stats = make_data(src, tmp_path / "sft", tokenizer)
     data = BinIdx(tmp_path / "sft")
     assert stats["kind"] == "sft" and data.num_documents == len(src.read_text().splitlines())
@@ -101,16 +97,15 @@ def test_failed_conversion_keeps_existing_output(tmp_path, tokenizer):
     assert (tmp_path / "d.bin").read_bytes() == before
 
 
-def test_make_data_sh(tmp_path):
+def test_command_line(tmp_path, capsys, monkeypatch, tokenizer):
+    """make_data.sh runs this main(): one line of success, or one line of error and status 2."""
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": "The Eiffel tower is in the city of"}])
-    done = subprocess.run(["bash", str(REPO / "scripts" / "make_data.sh"), str(src), str(tmp_path / "out")],
-                          capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "1 text documents, 11 tokens" in done.stdout
+    assert main([str(src), str(tmp_path / "out")], tokenizer=tokenizer) == 0
+    assert "1 text documents, 11 tokens" in capsys.readouterr().out
     assert BinIdx(tmp_path / "out").document(0).tolist() == EIFFEL + [0]
     (tmp_path / "bad.jsonl").write_text("{nope\n")
-    done = subprocess.run(["bash", str(REPO / "scripts" / "make_data.sh"), "bad.jsonl", "out2"],
-                          capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 1
-    assert done.stderr.strip().startswith("make_data: error: bad.jsonl:1: not valid JSON")
+    monkeypatch.chdir(tmp_path)
+    assert main(["bad.jsonl", "out2"], tokenizer=tokenizer) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("make_data: error: bad.jsonl:1: not valid JSON") and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("out2*"))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from src.peft import adapter_layers
+from src.model import RWKV6Config
+from src.peft import PeftConfig, adapter_layers, apply_peft
+
+SMALL = RWKV6Config(n_layer=2, n_embd=128, vocab_size=300)          # ffn 448
 
 
 def float64_layer(make, in_features: int, out_features: int, seed: int = 0):
@@ -49,3 +54,14 @@ def randomize_adapters(model, scale: float = 0.02, seed: int = 0):
             p = getattr(layer, name)
             p.add_(torch.randn(p.shape, generator=g) * scale)
     return model
+
+
+def adapted(base, config: PeftConfig, seed: int = 0):
+    """A copy of `base` with `config`'s adapters, filled with random non-zero values."""
+    return randomize_adapters(apply_peft(copy.deepcopy(base), config, verbose=False), seed=seed)
+
+
+def logits(model) -> torch.Tensor:
+    """The model's logits on ten fixed tokens."""
+    with torch.no_grad():
+        return model(torch.arange(10)[None] * 7)

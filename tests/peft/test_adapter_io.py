@@ -1,4 +1,4 @@
-"""src/peft/adapter_io.py: our adapter files, RWKV-PEFT's, strictness, finding the newest."""
+"""src/peft/adapter_io.py: our adapter files, strictness, finding the newest, reading any format."""
 
 import copy
 import json
@@ -6,28 +6,13 @@ import json
 import pytest
 import torch
 
-from src.config import RWKV6Config
-from src.init_model import init_rwkv6
-from src.peft import PeftConfig, adapter_state_dict, apply_peft, find_adapter, load_adapter, read_adapter, save_adapter
-from src.peft.adapter_io import read_any_adapter, read_rwkv_peft_adapter
+from src.model import RWKV6Config
+from src.model.init import init_rwkv6
+from src.peft import (PeftConfig, adapter_state_dict, apply_peft, find_adapter, load_adapter, read_adapter,
+                      save_adapter)
+from src.peft.adapter_io import read_any_adapter
 from tests.helpers import rel_err
-from tests.peft.helpers import randomize_adapters
-
-SMALL = RWKV6Config(n_layer=2, n_embd=128, vocab_size=300)
-
-
-@pytest.fixture(scope="module")
-def base():
-    return init_rwkv6(SMALL, seed=1, nonzero=True)
-
-
-def adapted(base, config, seed=0):
-    return randomize_adapters(apply_peft(copy.deepcopy(base), config, verbose=False), seed=seed)
-
-
-def logits(model):
-    with torch.no_grad():
-        return model(torch.arange(10)[None] * 7)
+from tests.peft.helpers import SMALL, adapted, logits
 
 
 @pytest.mark.parametrize("config", [PeftConfig("bone", 16, train_parts=("time",)), PeftConfig("bat", 16, bat_index="in"),
@@ -113,45 +98,24 @@ def test_find_adapter_picks_the_newest_checkpoint(tmp_path, base):
         find_adapter(tmp_path / "empty")
 
 
-# ------------------------------------------------------------------ RWKV-PEFT files
-
-def test_rwkv_peft_bone_and_bat_files(tmp_path, base):
-    bone = adapted(base, PeftConfig("bone", 16, train_parts=("blocks.0.att.time_decay",)))
-    sd = {k.replace(".bone", ".disha"): v for k, v in adapter_state_dict(bone).items()}
-    torch.save(sd, tmp_path / "rwkv-3.pth")
-    adapter = read_any_adapter(tmp_path, "bone")
-    assert adapter.origin == "RWKV-PEFT" and adapter.step == 3 and adapter.config.r == 16
-    assert adapter.config.train_parts == ("blocks.0.att.time_decay",)
-    assert rel_err(logits(load_adapter(copy.deepcopy(base), adapter)), logits(bone)) < 1e-6
-
-    bat = adapted(base, PeftConfig("bat", 16, bat_index="in"))
-    torch.save({k.replace(".bat", ".disha"): v for k, v in adapter_state_dict(bat).items()}, tmp_path / "bat.pth")
-    adapter = read_rwkv_peft_adapter(tmp_path / "bat.pth", "bat")
-    assert adapter.config.bat_index == "in"
-    assert rel_err(logits(load_adapter(copy.deepcopy(base), adapter)), logits(bat)) < 1e-6
-    with pytest.raises(ValueError, match=r"holds \['bat'\] adapter tensors, expected bone for --bone"):
-        read_rwkv_peft_adapter(tmp_path / "bat.pth", "bone")
-
-
-def test_rwkv_peft_lora_and_pissa_files(tmp_path, base):
-    lora = adapted(base, PeftConfig("lora", 8, alpha=32))
-    torch.save(adapter_state_dict(lora), tmp_path / "lora.pth")
-    with pytest.raises(ValueError, match="do not record lora_alpha"):
-        read_rwkv_peft_adapter(tmp_path / "lora.pth", "lora")
-    adapter = read_rwkv_peft_adapter(tmp_path / "lora.pth", "lora", lora_alpha=32)
-    assert rel_err(logits(load_adapter(copy.deepcopy(base), adapter)), logits(lora)) < 1e-6
-
-    pissa = adapted(base, PeftConfig("pissa", 8))
-    sd = adapter_state_dict(pissa)
-    torch.save({k: v for k, v in sd.items() if ".init_lora_" not in k}, tmp_path / "pissa.pth")
-    torch.save({k: v for k, v in sd.items() if ".init_lora_" in k}, tmp_path / "init_pissa.pth")
-    with pytest.raises(ValueError, match="needs RWKV-PEFT's init_pissa.pth"):
-        read_rwkv_peft_adapter(tmp_path / "pissa.pth", "pissa")
-    adapter = read_rwkv_peft_adapter(tmp_path / "pissa.pth", "pissa", pissa_init=tmp_path / "init_pissa.pth")
-    assert rel_err(logits(load_adapter(copy.deepcopy(base), adapter)), logits(pissa)) < 1e-5
-
-
 def test_a_bare_pth_needs_a_method(tmp_path, base):
     torch.save(adapter_state_dict(adapted(base, PeftConfig("bone", 16))), tmp_path / "x.pth")
     with pytest.raises(ValueError, match="say which method it is"):
         read_any_adapter(tmp_path / "x.pth")
+
+
+def test_save_writes_the_tensors_it_is_given(tmp_path, base):
+    """A trainer passes its fp32 master copies; the rest comes from the model."""
+    model = adapted(base, PeftConfig("bone", 16, train_parts=("ln_x",)))
+    own = adapter_state_dict(model)
+    masters = {"blocks.0.att.key.bone": own["blocks.0.att.key.bone"] + 1.0}
+    save_adapter(model, None, tmp_path / "a", tensors=masters)
+    saved = read_adapter(tmp_path / "a").tensors
+    assert torch.equal(saved["blocks.0.att.key.bone"], masters["blocks.0.att.key.bone"])
+    assert torch.equal(saved["blocks.1.att.key.bone"], own["blocks.1.att.key.bone"])
+    assert torch.equal(model.blocks[0].att.key.bone, own["blocks.0.att.key.bone"])      # the model is untouched
+    with pytest.raises(ValueError, match=r"\['emb.weight'\] are not adapter tensors of this model"):
+        save_adapter(model, None, tmp_path / "b", tensors={"emb.weight": torch.zeros(300, 128)})
+    with pytest.raises(ValueError, match=r"blocks.0.att.key.bone has shape \(3,\), the model's is \(16, 128\)"):
+        save_adapter(model, None, tmp_path / "b", tensors={"blocks.0.att.key.bone": torch.zeros(3)})
+    assert not (tmp_path / "b").exists()

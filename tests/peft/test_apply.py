@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.config import RWKV6Config
-from src.init_model import init_rwkv6
+from src.model import RWKV6Config
+from src.model.init import init_rwkv6
 from src.model import RWKV6
 from src.peft import (BatLinear, BoneLinear, LoraLinear, PeftConfig, adapter_layers, apply_peft, count_parameters,
                       merge_and_unload)

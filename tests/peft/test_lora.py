@@ -63,11 +63,19 @@ def test_pissa_merge_is_relative_to_the_original():
 
 
 def test_dropout_only_on_the_adapter_path():
-    layer = LoraLinear(nn.Linear(32, 32, bias=False), 4, dropout=0.5)
+    layer = LoraLinear(nn.Linear(32, 32, bias=False), 4, alpha=8, dropout=0.5).double()
+    with torch.no_grad():
+        layer.lora_B.normal_()                             # B = 0 at init would hide the adapter path
+    x = torch.randn(2, 32, dtype=torch.float64)
     layer.train()
-    x = torch.randn(2, 32)
-    assert torch.equal(layer(x), x @ layer.weight.T)      # B = 0: dropout cannot show
-    assert isinstance(layer.dropout, nn.Dropout)
+    torch.manual_seed(0)
+    y = layer(x)
+    torch.manual_seed(0)
+    kept = nn.Dropout(0.5)(torch.ones_like(x))             # the same mask: 0 or 1 / (1 - p)
+    expected = x @ layer.weight.T + 2.0 * (kept * x) @ layer.lora_A.T @ layer.lora_B.T
+    assert torch.allclose(y, expected, atol=1e-12)
+    assert not torch.allclose(y, layer.eval()(x))          # dropout acted in training ...
+    assert torch.allclose(layer(x), x @ (layer.weight + layer.delta_weight()).T, atol=1e-12)   # ... not in eval
 
 
 @pytest.mark.parametrize("kwargs,message", [(dict(r=0), "r must be a positive integer"),

@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sysconfig
-from pathlib import Path
 
 import pytest
 import torch
@@ -38,6 +37,7 @@ def test_kernel_compiles_with_nvcc(tmp_path, arch):
     assert all(s == "0" for s in spills), "registers spill to local memory:\n" + result.stderr
 
 
+@pytest.mark.slow
 @needs_nvcc
 def test_binding_compiles_and_links_to_the_kernel(tmp_path):
     """The .cpp binding compiles against torch's headers and every kernel symbol it calls is

@@ -1,0 +1,450 @@
+"""The paper's Table 6 with our trainer: memory and tokens/s of LoRA, Bone and Bat on RWKV6.
+
+    bash scripts/bench_table.sh                          # GPU: the 3B preset; CPU: the tiny preset
+    bash scripts/bench_table.sh --model 3b --ctx_len 512 --micro_bsz 1 --steps 30
+    bash scripts/bench_table.sh --scale                  # + Bone and LoRA at ctx 4096, micro batch 8, MFU
+
+For each method (LoRA r=32, Bone r=64, Bat r=64 index "out", Bat r=64 index "in", and the
+paper's way of running Bat, which builds W + ΔW through autograd) with and without gradient
+checkpointing, a fresh process trains a randomly initialised model of the preset's shape
+through the real training path (`src.train.trainer`: Lightning, DeepSpeed stage 1, bf16 on a
+GPU / fp32 on a CPU, no train_parts) on random tokens, and reports:
+
+    trainable_params   the parameters the optimizer sees
+    peak_mem_mb        torch.cuda.max_memory_allocated over the whole run (CPU: peak RSS)
+    peak_reserved_mb   torch.cuda.max_memory_reserved (what nvidia-smi sees, less the context)
+    tokens_per_s       median over the steps after --warmup of micro_bsz * ctx_len / step time
+
+Model FLOPs (scale rows): the base is frozen, so a token costs 2P FLOPs forward and 2P for
+the input gradients of the backward, 4P in all, with P the weights that take part in
+matrix products (the eight linears of each block, the token-shift and decay LoRAs, the
+head; not the embedding, which is a lookup). The WKV recurrence, the adapters' own small
+products and gradient checkpointing's recomputation are not counted. MFU is that rate
+over the device's measured dense matmul rate (bf16 on a GPU, fp32 on a CPU).
+
+Writes DIR/rwkv6-<model>-table.csv (the columns of TABLE_COLUMNS), DIR/rwkv6-<model>-scale.csv,
+DIR/rwkv6-<model>-table.png and a section of docs/benchmarks.md with the paper's numbers
+beside ours. Only GPU rows are results; the CPU run (tiny preset) is there so CI tests it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import io
+import json
+import os
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from ..peft.registry import METHODS as ADAPTER_METHODS
+from ..utils.atomic import atomic_save_png, atomic_write_text
+from ..utils.paths import DOCS, REPO_ROOT, shown
+from .device import device_name, matmul_tflops, versions
+from .report import ratio, write_section
+TABLE_COLUMNS = ["device", "method", "r", "grad_cp", "micro_bsz", "ctx_len", "trainable_params", "peak_mem_mb",
+                 "peak_reserved_mb", "tokens_per_s", "date"]
+SCALE_COLUMNS = TABLE_COLUMNS + ["model_flops_per_token", "model_tflops_per_s", "matmul_tflops_per_s", "mfu"]
+
+# The paper's rows: name -> train.py flags (55,050,240 trainable parameters each on 3B). Any other
+# adapter method of the registry can be measured too (--methods disha,pissa), at r = DEFAULT_R.
+TABLE_ROWS = {
+    "lora": {"peft": "lora", "peft_r": 32, "lora_alpha": 32},
+    "bone": {"peft": "bone", "peft_r": 64},
+    "bat_out": {"peft": "bat", "peft_r": 64, "bat_index": "out"},
+    "bat_in": {"peft": "bat", "peft_r": 64, "bat_index": "in"},
+    "bat_materialized": {"peft": "bat", "peft_r": 64, "bat_index": "out", "bat_materialize": 1},
+}
+DEFAULT_R = 64
+# Table 6 of the paper (one RTX 4090, micro batch 1, ctx 512): MB, kt/s. With checkpointing it
+# reports 4 GPUs (per-GPU memory, total throughput) at an unstated batch.
+PAPER = {("lora", 0): (12074, 3.62), ("bone", 0): (11052, 3.99), ("bat", 0): (22978, 2.16),
+         ("lora", 1): (15328, 15.6 / 4), ("bone", 1): (15304, 16.0 / 4), ("bat", 1): (15305, 14.2 / 4)}
+
+
+# ------------------------------------------------------------------ one measurement (a fresh process)
+
+class Probe(L.Callback):
+    """Times each optimizer step (synchronising the GPU) and reads the peak memory at the end."""
+
+    def __init__(self, tokens_per_step: int):
+        self.tokens_per_step = tokens_per_step
+        self.step_times: list[float] = []
+        self._t = None
+        self.trainable = 0
+        self.peak_mb = self.reserved_mb = None
+
+    def _sync(self, pl_module) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.trainable = sum(p.numel() for p in pl_module.model.parameters() if p.requires_grad)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._sync(pl_module)
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._sync(pl_module)
+        self.step_times.append(time.perf_counter() - self._t)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if pl_module.device.type == "cuda":
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+            self.reserved_mb = torch.cuda.max_memory_reserved() / 2**20
+        else:
+            self.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024     # Linux: KiB
+
+
+def row_flags(method: str) -> dict:
+    """train.py's adapter flags of a row: the paper's rows by name, any registered method at r = DEFAULT_R."""
+    return TABLE_ROWS.get(method) or {"peft": method, "peft_r": DEFAULT_R}
+
+
+def measure(spec: dict) -> dict:
+    """Train one configuration; spec: base, data, proj_dir, method, grad_cp, micro_bsz, ctx_len, steps,
+    warmup, accelerator."""
+    from ..train import config_from_values, run
+
+    on_gpu = spec["accelerator"] == "gpu"
+    values = {"load_model": spec["base"], "data_file": spec["data"], "proj_dir": spec["proj_dir"],
+              "accelerator": spec["accelerator"], "devices": 1, "strategy": "deepspeed_stage_1",
+              "precision": "bf16" if on_gpu else "fp32", "grad_cp": spec["grad_cp"],
+              "micro_bsz": spec["micro_bsz"], "ctx_len": spec["ctx_len"], "epoch_steps": spec["steps"],
+              "epoch_count": 1, "warmup_steps": 0, "lr_init": 1e-5, "lr_final": 1e-5, "lr_schedule": "constant",
+              "train_parts": [], "progress_bar": 0, "seed": 0, **row_flags(spec["method"])}
+    probe = Probe(spec["micro_bsz"] * spec["ctx_len"])
+    run(config_from_values({}, values), extra_callbacks=(probe,))
+    measured = probe.step_times[spec["warmup"]:] or probe.step_times
+    seconds = statistics.median(measured)
+    return {"trainable_params": probe.trainable, "peak_mem_mb": probe.peak_mb, "peak_reserved_mb": probe.reserved_mb,
+            "tokens_per_s": spec["micro_bsz"] * spec["ctx_len"] / seconds, "steps_measured": len(measured)}
+
+
+def measure_in_subprocess(spec: dict) -> dict:
+    """A fresh process per configuration: peak memory and compiled kernels do not leak between rows."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+           and not k.startswith("PL_")}
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    done = subprocess.run([sys.executable, "-m", "src.bench.table", "--worker", json.dumps(spec)], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True)
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return json.loads(line[len("BENCH_RESULT "):])
+    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+    if "out of memory" in tail.lower():
+        return {"error": "out of memory"}
+    raise RuntimeError(f"benchmark of {spec['method']} (grad_cp={spec['grad_cp']}) failed with status "
+                       f"{done.returncode}:\n{tail}")
+
+
+# ------------------------------------------------------------------ inputs and device facts
+
+def make_inputs(model: str, work_dir: Path, ctx_len: int, seed: int = 0) -> tuple[Path, Path]:
+    """A randomly initialised base of the preset's shape (reused if present) and random-token data."""
+    from ..data import BinIdxWriter
+    from ..model import resolve_config, save_rwkv6
+    from ..model.init import init_rwkv6_state_dict
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config = resolve_config(model)
+    base = work_dir / f"rwkv6-{Path(model).stem}-random.pth"
+    if not base.exists():
+        print(f"initialising a random {model} base once: {base}", file=sys.stderr, flush=True)
+        save_rwkv6(init_rwkv6_state_dict(config, seed=seed, dtype=torch.bfloat16), base, dtype=None)
+    data = work_dir / f"random-tokens-{config.vocab_size}"
+    n_tokens = max(1 << 20, 4 * (ctx_len + 1))
+    if not Path(f"{data}.bin").exists() or Path(f"{data}.bin").stat().st_size < 2 * n_tokens:
+        rng = np.random.default_rng(seed)
+        with BinIdxWriter(data) as writer:
+            writer.add_document([rng.integers(1, config.vocab_size, size=n_tokens)])
+    return base, data
+
+
+def matmul_parameters(model: str) -> int:
+    """P of the FLOPs count: the weights used in matrix products, i.e. every linear's weight but
+    the embedding's, and the token-shift / decay LoRA matrices (not the per-channel vectors)."""
+    from ..model import parameter_shapes, resolve_config
+    lora = ("time_maa_w1", "time_maa_w2", "time_decay_w1", "time_decay_w2")
+    return sum(int(np.prod(shape)) for name, shape in parameter_shapes(resolve_config(model)).items()
+               if name.endswith(lora) or (name.endswith(".weight") and len(shape) == 2 and name != "emb.weight"))
+
+
+# ------------------------------------------------------------------ reports
+
+def cell(column: str, value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if column in ("mfu", "model_tflops_per_s", "matmul_tflops_per_s") else f"{value:.1f}"
+    return str(value)
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns + (["error"] if any(r.get("error") for r in rows) else []),
+                            lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: cell(k, row.get(k)) for k in writer.fieldnames})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, out.getvalue())
+
+
+KEY = ("device", "method", "grad_cp", "micro_bsz", "ctx_len")
+NUMERIC = {"r": int, "grad_cp": int, "micro_bsz": int, "ctx_len": int, "trainable_params": int}
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of an earlier run's CSV, numbers as numbers (empty cells: None)."""
+    if not path.exists():
+        return []
+    rows = []
+    for r in csv.DictReader(open(path)):
+        row = {}
+        for k, v in r.items():
+            if v == "" or v is None:
+                row[k] = None
+            elif k in NUMERIC:
+                row[k] = NUMERIC[k](v)
+            elif k in ("device", "method", "date", "error"):
+                row[k] = v
+            else:
+                row[k] = float(v)
+        rows.append(row)
+    return rows
+
+
+def merged_rows(path: Path, new: list[dict]) -> list[dict]:
+    """An earlier CSV's rows with this run's replacing those of the same device, method, grad_cp,
+    micro_bsz and ctx_len, so the table can be filled in several runs (one per grad_cp, say)."""
+    keys = {tuple(r[k] for k in KEY) for r in new}
+    kept = [r for r in read_rows(path) if tuple(r[k] for k in KEY) not in keys]
+    order = {m: i for i, m in enumerate(dict.fromkeys([*TABLE_ROWS, *ADAPTER_METHODS]))}
+    return sorted(kept + new, key=lambda r: (r["device"], r["grad_cp"], order.get(r["method"], 99)))
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.38
+    for ax, key, label in ((axes[0], "peak_mem_mb", "peak memory (MB)"), (axes[1], "tokens_per_s", "tokens/s")):
+        for k, grad_cp in enumerate((0, 1)):
+            values = [next((r.get(key) or 0 for r in rows if r["method"] == m and r["grad_cp"] == grad_cp), 0)
+                      for m in methods]
+            ax.bar(np.arange(len(methods)) + (k - 0.5) * width, values, width,
+                   label="gradient checkpointing" if grad_cp else "no checkpointing")
+        ax.set_xticks(np.arange(len(methods)), methods, rotation=15)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_save_png(fig, path)
+    plt.close(fig)
+
+
+def goals(rows: list[dict], verdicts: bool = True) -> list[str]:
+    """The goals on the rows without and with checkpointing: Bone >= 1.10x LoRA's tokens/s with no more
+    memory; bat_in within 1.10x Bone's memory and >= 0.90x its speed; bat_out within 1.15x and >= 0.75x.
+    verdicts=False (a CPU smoke run) states the ratios only: the goals are about GPUs."""
+    lines = []
+    for grad_cp in (0, 1):
+        by = {r["method"]: r for r in rows if r["grad_cp"] == grad_cp and not r.get("error")}
+        if not {"lora", "bone"} <= set(by):
+            continue
+        tag = "with checkpointing" if grad_cp else "no checkpointing"
+
+        def check(name, ok, text):
+            lines.append(f"- {tag}: {text}" + (f" -> {'met' if ok else 'MISSED'}" if verdicts else ""))
+
+        bone, lora = by["bone"], by["lora"]
+        s, m = bone["tokens_per_s"] / lora["tokens_per_s"], bone["peak_mem_mb"] / lora["peak_mem_mb"]
+        check("bone", s >= 1.10 and m <= 1.0, f"Bone / LoRA: speed {s:.2f}x (goal >= 1.10), memory {m:.2f}x (goal <= 1.00)")
+        for name, max_mem, min_speed in (("bat_in", 1.10, 0.90), ("bat_out", 1.15, 0.75)):
+            if name in by:
+                s = by[name]["tokens_per_s"] / bone["tokens_per_s"]
+                m = by[name]["peak_mem_mb"] / bone["peak_mem_mb"]
+                check(name, s >= min_speed and m <= max_mem, f"{name} / Bone: speed {s:.2f}x (goal >= {min_speed:.2f}), "
+                                                             f"memory {m:.2f}x (goal <= {max_mem:.2f})")
+        if "bat_materialized" in by:
+            ref = by["bat_materialized"]
+            lines.append(f"- {tag}: the paper's way of running Bat (materialised W + ΔW) / Bone: speed "
+                         f"{ref['tokens_per_s'] / bone['tokens_per_s']:.2f}x, memory "
+                         f"{ref['peak_mem_mb'] / bone['peak_mem_mb']:.2f}x (the paper: 0.54x, 2.08x)")
+    return lines
+
+
+def markdown(rows: list[dict], scale: list[dict], meta: dict) -> str:
+    gpu = meta["device_kind"] == "cuda"
+    memory = "peak allocated MB" if gpu else "peak RSS MB"
+    lines = [f"Device: {meta['device']}. Versions: {meta['versions']}. Date: {meta['date']}.",
+             f"Command: `{meta['command']}`. Model: {meta['model']} preset, random init; micro batch "
+             f"{meta['micro_bsz']}, ctx {meta['ctx_len']}, DeepSpeed stage 1, {'bf16' if gpu else 'fp32'}; "
+             f"tokens/s is the median of {meta['measured']} steps after {meta['warmup']} warm-up steps; each row "
+             f"is a fresh process. CSV: `{meta['csv']}`; chart: `{meta['png']}`.", ""]
+    if not gpu:
+        lines += ["**CPU smoke run of the script, not a result**: the paper's figures are for a GPU.", ""]
+    lines.append(f"| method | grad_cp | trainable | {memory} | peak reserved MB | tokens/s | paper MB | paper kt/s "
+                 f"| ours / paper memory | ours / paper speed |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        paper_key = ("bat" if r["method"].startswith("bat") else r["method"], r["grad_cp"])
+        paper = PAPER.get(paper_key) if gpu and meta["model"] == "3b" else None
+        if r.get("error"):
+            lines.append(f"| {r['method']} | {r['grad_cp']} | - | {r['error']} | - | - | - | - | - | - |")
+            continue
+        paper_mb, paper_kts = paper if paper else (None, None)
+        reserved = "-" if r["peak_reserved_mb"] is None else f"{r['peak_reserved_mb']:.0f}"
+        lines.append(f"| {r['method']} | {r['grad_cp']} | {r['trainable_params']:,} | {r['peak_mem_mb']:.0f} | "
+                     f"{reserved} | {r['tokens_per_s']:.0f} | {paper_mb or '-'} | "
+                     f"{'-' if paper_kts is None else f'{paper_kts:.2f}'} | {ratio(r['peak_mem_mb'], paper_mb)} | "
+                     f"{ratio(r['tokens_per_s'], paper_kts * 1000 if paper_kts else None)} |")
+    lines.append("")
+    if gpu and meta["model"] == "3b":
+        lines.append("The paper's rows are from one RTX 4090; its checkpointing rows are 4 GPUs at an unstated "
+                     "batch (memory per GPU, throughput divided by 4 here). The paper's one Bat row stands beside "
+                     "each of our three (its code materialises W + ΔW, as bat_materialized does).")
+    lines += goals(rows, verdicts=gpu)
+    if scale:
+        lines += ["", f"Scale rows (gradient checkpointing; FLOPs as in `src/bench.py`: 4 x {meta['P']:,} matmul "
+                      f"weights per token; measured dense matmul rate {meta['matmul_tflops']:.3g} TFLOP/s):", "",
+                  "| method | micro_bsz | ctx | tokens/s | peak MB | model TFLOP/s | MFU |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in scale:
+            if r.get("error"):
+                lines.append(f"| {r['method']} | {r['micro_bsz']} | {r['ctx_len']} | {r['error']} | - | - | - |")
+            else:
+                lines.append(f"| {r['method']} | {r['micro_bsz']} | {r['ctx_len']} | {r['tokens_per_s']:.0f} | "
+                             f"{r['peak_mem_mb']:.0f} | {r['model_tflops_per_s']:.3g} | {100 * r['mfu']:.1f}% |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ the benchmark
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bash scripts/bench_table.sh", description=__doc__.split("\n\n")[0])
+    known = list(dict.fromkeys([*TABLE_ROWS, *ADAPTER_METHODS]))
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--model", metavar="PRESET|FILE",
+                   help="model preset or config JSON, randomly initialised (default: 3b on a GPU, tiny on a CPU)")
+    p.add_argument("--ctx_len", type=int, default=512, metavar="N", help="tokens per sample (default: 512)")
+    p.add_argument("--micro_bsz", type=int, default=1, metavar="N", help="samples per step (default: 1)")
+    p.add_argument("--steps", type=int, default=30, metavar="N", help="optimizer steps per row (default: 30)")
+    p.add_argument("--warmup", type=int, default=5, metavar="N",
+                   help="first steps left out of the median (default: 5)")
+    p.add_argument("--methods", default=",".join(TABLE_ROWS), metavar="LIST",
+                   help=f"comma list of rows: the paper's ({', '.join(TABLE_ROWS)}) or any adapter method of "
+                        f"src/peft/registry.py at r={DEFAULT_R} (default: the paper's)")
+    p.add_argument("--grad_cp", default="0,1", metavar="LIST", help="comma list of 0 / 1 (default: 0,1)")
+    p.add_argument("--scale", action="store_true",
+                   help="also Bone and LoRA at --scale_ctx_len x --scale_micro_bsz, with MFU (default: off)")
+    p.add_argument("--scale_ctx_len", type=int, default=4096, metavar="N", help="ctx_len of the scale rows "
+                                                                                "(default: 4096)")
+    p.add_argument("--scale_micro_bsz", type=int, default=8, metavar="N", help="micro batch of the scale rows "
+                                                                               "(default: 8)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where to run (default: auto, a GPU when one is visible)")
+    p.add_argument("--work_dir", default=str(Path(tempfile.gettempdir()) / "rwkv6-bench"), metavar="DIR",
+                   help="where the random base, the data and the runs go; the base is reused (default: %(default)s)")
+    p.add_argument("--out_dir", default=str(DOCS / "bench"), metavar="DIR",
+                   help="CSV and PNG (default: docs/bench)")
+    p.add_argument("--markdown", default=str(DOCS / "benchmarks.md"), metavar="FILE",
+                   help="the Markdown file whose section is replaced; '' for none (default: docs/benchmarks.md)")
+    args = p.parse_args(argv)
+    if args.worker:
+        print("BENCH_RESULT " + json.dumps(measure(json.loads(args.worker))), flush=True)
+        return 0
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is available")
+    model = args.model or ("3b" if device == "cuda" else "tiny")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        p.error(f"--methods: unknown {unknown}; known: {', '.join(known)}")
+    if not methods and not args.scale:
+        p.error("nothing to measure: give --methods, --scale or both (--methods '' --scale: scale rows only)")
+    grad_cps = [int(g) for g in args.grad_cp.split(",")]
+    if any(g not in (0, 1) for g in grad_cps) or args.steps <= args.warmup or args.warmup < 0:
+        p.error("--grad_cp takes 0 and/or 1; --steps must exceed --warmup (>= 0)")
+
+    work = Path(args.work_dir)
+    base, data = make_inputs(model, work, max(args.ctx_len, args.scale_ctx_len if args.scale else 0))
+    date = datetime.date.today().isoformat()
+    name = device_name(device)
+    common = {"base": str(base), "data": str(data), "steps": args.steps, "warmup": args.warmup,
+              "accelerator": "gpu" if device == "cuda" else "cpu"}
+
+    def one(method: str, grad_cp: int, micro_bsz: int, ctx_len: int) -> dict:
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{method}-cp{grad_cp}-", dir=work))
+        spec = {**common, "method": method, "grad_cp": grad_cp, "micro_bsz": micro_bsz, "ctx_len": ctx_len,
+                "proj_dir": str(run_dir)}
+        start = time.time()
+        result = measure_in_subprocess(spec)
+        row = {"device": name, "method": method, "r": row_flags(method)["peft_r"], "grad_cp": grad_cp,
+               "micro_bsz": micro_bsz, "ctx_len": ctx_len, "date": date, **result}
+        shown = result.get("error") or f"{result['peak_mem_mb']:.0f} MB, {result['tokens_per_s']:.0f} tokens/s"
+        print(f"{method:17s} grad_cp={grad_cp} micro_bsz={micro_bsz} ctx={ctx_len}: {shown} "
+              f"({time.time() - start:.0f}s)", flush=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return row
+
+    rows = [one(m, g, args.micro_bsz, args.ctx_len) for g in grad_cps for m in methods]
+    scale = []
+    tflops = matmul_tflops(device)
+    P = matmul_parameters(model)
+    if args.scale:
+        for m in ("bone", "lora"):
+            row = one(m, 1, args.scale_micro_bsz, args.scale_ctx_len)
+            if not row.get("error"):
+                row.update(model_flops_per_token=4 * P, model_tflops_per_s=4 * P * row["tokens_per_s"] / 1e12,
+                           matmul_tflops_per_s=tflops)
+                row["mfu"] = row["model_tflops_per_s"] / tflops
+            scale.append(row)
+
+    stem = f"rwkv6-{Path(model).stem}"
+    out_dir = Path(args.out_dir)
+    csv_path, png_path = out_dir / f"{stem}-table.csv", out_dir / f"{stem}-table.png"
+    every = merged_rows(csv_path, rows)                     # the CSV keeps every device's rows
+    write_csv(csv_path, every, TABLE_COLUMNS)
+    rows = [r for r in every if r["device"] == name]         # the report: this device's
+    if scale:
+        every = merged_rows(out_dir / f"{stem}-scale.csv", scale)
+        write_csv(out_dir / f"{stem}-scale.csv", every, SCALE_COLUMNS)
+        scale = [r for r in every if r["device"] == name]
+    plot([r for r in rows if not r.get("error")], png_path,
+         f"RWKV6 {model}, micro batch {args.micro_bsz}, ctx {args.ctx_len} — {name}")
+    command = "bash scripts/bench_table.sh " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    meta = {"device": name, "device_kind": device, "versions": versions(), "date": date, "command": command.strip(),
+            "model": model, "micro_bsz": args.micro_bsz, "ctx_len": args.ctx_len, "measured": args.steps - args.warmup,
+            "warmup": args.warmup, "csv": shown(csv_path), "png": shown(png_path), "P": P, "matmul_tflops": tflops}
+    text = markdown(rows, scale, meta)
+    print(text)
+    if args.markdown:
+        kind = "GPU" if device == "cuda" else "CPU"
+        write_section(Path(args.markdown), f"table:{kind.lower()}", f"LoRA, Bone and Bat training, {kind}", text)
+        print(f"written to {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""RWKV models: configuration, the network, checkpoints, initialisation.
+
+    config.py       RWKV6Config: shapes and runtime options; presets (configs/model/)
+    rwkv6.py        the RWKV6 ("x060", Finch) network, RWKV-LM's parameter names
+    checkpoint.py   strict, memory-mapped loading and atomic saving of RWKV-LM .pth files
+    init.py         RWKV-LM's random initialisation (`python -m src.init_model`)
+"""
+
+from .checkpoint import (check_state_dict, load_rwkv6, parameter_shapes, read_checkpoint, rwkv6_state_dict,
+                         save_rwkv6)
+from .config import RWKV6Config, preset_names, resolve_config
+from .rwkv6 import RWKV6, Block, ChannelMix, TimeMix, time_shift
+
+__all__ = ["RWKV6", "RWKV6Config", "Block", "TimeMix", "ChannelMix", "time_shift", "load_rwkv6", "save_rwkv6",
+           "read_checkpoint", "check_state_dict", "parameter_shapes", "rwkv6_state_dict", "preset_names",
+           "resolve_config"]

@@ -1,0 +1,108 @@
+"""RWKV6 checkpoints: RWKV-LM's .pth files, read strictly and memory-mapped, written atomically.
+
+    model = load_rwkv6("rwkv6-3b.pth", dtype=torch.bfloat16)     # every size from the shapes
+    save_rwkv6(model, "copy.pth")                                # bf16, RWKV-LM's key order
+
+A missing, unexpected or wrongly shaped key is an error naming it; nothing is loaded with
+strict=False.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+import torch.nn as nn
+
+from ..utils.atomic import atomic_torch_save
+from .config import RWKV6Config
+from .rwkv6 import RWKV6
+
+def parameter_shapes(config: RWKV6Config) -> dict[str, torch.Size]:
+    """Every key of the checkpoint and its shape, in RWKV-LM's order (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        return {k: v.shape for k, v in RWKV6(config).state_dict().items()}
+
+
+def _describe(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def check_state_dict(expected: Mapping[str, torch.Size], found: Mapping[str, object], source: str) -> None:
+    """Strict comparison of key sets and shapes; raises ValueError naming the first problems."""
+    problems = []
+    for key, shape in expected.items():
+        if key not in found:
+            problems.append(f"missing key {key} (expected shape {_describe(shape)})")
+        elif not isinstance(found[key], torch.Tensor):
+            problems.append(f"key {key} holds a {type(found[key]).__name__}, not a tensor")
+        elif tuple(found[key].shape) != tuple(shape):
+            problems.append(f"key {key} has shape {_describe(found[key].shape)} in the file, "
+                            f"the model expects {_describe(shape)}")
+    for key in found:
+        if key not in expected:
+            what = _describe(found[key].shape) if isinstance(found[key], torch.Tensor) else type(found[key]).__name__
+            problems.append(f"unexpected key {key} {what}")
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ValueError(f"{source}: " + "; ".join(problems[:3]) + more)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """torch.load a .pth memory-mapped (a 14B file is paged in, not copied), with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        sd = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except Exception as mmap_error:   # legacy (non-zip) files cannot be memory-mapped
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ValueError(f"cannot read checkpoint {path}: {e.__class__.__name__}: {e} "
+                             f"(mmap attempt: {mmap_error})") from None
+    if not isinstance(sd, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(sd).__name__}, expected a dict of tensors")
+    return sd
+
+
+def load_rwkv6(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+               config: RWKV6Config | None = None, **runtime) -> RWKV6:
+    """Load an RWKV6 .pth (RWKV-LM key names). Every size is inferred from the shapes,
+    unless `config` is given, in which case the file must match it exactly. Loading is
+    strict: a missing, unexpected or wrongly shaped key is an error naming the key.
+    `runtime` sets grad_cp / wkv_backend / wkv_chunk_size."""
+    sd = read_checkpoint(path)
+    if config is None:
+        config = RWKV6Config.from_state_dict(sd, source=str(path), **runtime)
+    elif runtime:
+        config = config.replace(**runtime)
+    with torch.device("meta"):
+        model = RWKV6(config)
+    check_state_dict(parameter_shapes(config), sd, source=str(path))
+    for key in list(sd):   # one tensor at a time: peak RAM is the model plus one tensor
+        sd[key] = sd[key].to(device=device, dtype=dtype)
+    model.load_state_dict(sd, strict=True, assign=True)
+    return model.eval()
+
+
+def rwkv6_state_dict(model_or_state: RWKV6 | Mapping[str, torch.Tensor],
+                     dtype: torch.dtype | None = torch.bfloat16) -> dict[str, torch.Tensor]:
+    """RWKV-LM's key set: contiguous CPU tensors, cast to `dtype` (None keeps each tensor's)."""
+    sd = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    out = {}
+    for key, value in sd.items():
+        value = value.detach()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        out[key] = value.to("cpu").contiguous()
+    return out
+
+
+def save_rwkv6(model_or_state: RWKV6 | Mapping[str, torch.Tensor], path: str | Path,
+               dtype: torch.dtype | None = torch.bfloat16) -> Path:
+    """Write an RWKV-LM-compatible .pth (bf16 by default) atomically: temp file, then rename."""
+    path = Path(path)
+    atomic_torch_save(rwkv6_state_dict(model_or_state, dtype), path)
+    return path

@@ -1,0 +1,36 @@
+"""An adapter read from disk, whatever wrote it: its config, its tensors, what it was trained on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import PeftConfig
+from .registry import adapter_class
+
+
+@dataclass
+class Adapter:
+    config: PeftConfig
+    tensors: dict[str, torch.Tensor]        # under the model's key names (blocks.0.att.key.bone, ...)
+    base_model: dict | None                 # the base's shape signature, when the file records it
+    step: int | None
+    source: Path
+    origin: str                             # "rwkv6-peft" (ours) or "RWKV-PEFT"
+
+    def layer_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
+        """{module name: {adapter tensor name: tensor}} for the adapter tensors."""
+        names = adapter_class(self.config.method).file_tensors
+        layers: dict[str, dict[str, torch.Tensor]] = {}
+        for key, value in self.tensors.items():
+            module, _, leaf = key.rpartition(".")
+            if leaf in names:
+                layers.setdefault(module, {})[leaf] = value
+        return layers
+
+    def extra_tensors(self) -> dict[str, torch.Tensor]:
+        """The train_parts tensors (base key names), copied over the base when merging."""
+        names = adapter_class(self.config.method).file_tensors
+        return {k: v for k, v in self.tensors.items() if k.rpartition(".")[2] not in names}

@@ -1,0 +1,181 @@
+"""Merge an adapter into a plain RWKV6 .pth, layer by layer: W + ΔW in fp32, written in the base's dtype.
+
+    python merge.py --base rwkv6-3b.pth --bone out/ [--output merged.pth] [--check]
+
+The base is memory-mapped and the output is built one tensor at a time, so merging a 14B
+model needs about one model's worth of RAM. Everything is validated before anything is
+written; the write is atomic; the output can never be the base file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ..model import RWKV6Config, check_state_dict, load_rwkv6, read_checkpoint, save_rwkv6
+from .adapter import Adapter
+from .adapter_io import base_signature_difference, load_adapter, read_any_adapter
+from .apply import make_adapter
+from .registry import METHODS
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+@dataclass
+class MergeReport:
+    output: Path
+    layers: int
+    extra_tensors: int
+    seconds: float
+
+
+def check_output_path(base: Path, output: Path, overwrite: bool) -> None:
+    same = output.resolve() == base.resolve() or (output.exists() and os.path.samefile(output, base))
+    if same:
+        raise ValueError(f"refusing to write the merged model over the base model {base}; choose another --output")
+    if output.exists() and not overwrite:
+        raise ValueError(f"{output} already exists; pass --overwrite to replace it")
+
+
+@torch.no_grad()
+def merged_weight(weight: torch.Tensor, tensors: dict[str, torch.Tensor], adapter: Adapter, module: str,
+                  device: str | torch.device = "cpu") -> torch.Tensor:
+    """W + ΔW in fp32 for one layer, by the adapter layer's own delta_weight()."""
+    out_features, in_features = weight.shape
+    linear = nn.Linear(in_features, out_features, bias=False, device="meta")
+    linear.weight = nn.Parameter(weight.to(device=device, dtype=torch.float32), requires_grad=False)
+    layer = make_adapter(linear, adapter.config, module, init_adapters=False)
+    expected = {k: v.shape for k, v in layer.state_dict().items() if k != "weight"}
+    check_state_dict(expected, tensors, source=f"adapter {adapter.source}, layer {module} "
+                                               f"(base weight {out_features} x {in_features})")
+    for name, value in tensors.items():
+        getattr(layer, name).copy_(value)
+    return linear.weight + layer.delta_weight()
+
+
+def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | Path,
+                    dtype: torch.dtype | None = None, device: str = "cpu", overwrite: bool = False) -> MergeReport:
+    """Write base + adapter as a plain RWKV6 checkpoint (RWKV-LM key set)."""
+    start = time.time()
+    base_path, output_path = Path(base_path), Path(output_path)
+    check_output_path(base_path, output_path, overwrite)
+    sd = read_checkpoint(base_path)
+    base_config = RWKV6Config.from_state_dict(sd, source=str(base_path))
+    diffs = base_signature_difference(base_config.shape_signature(), adapter.base_model)
+    if diffs:
+        raise ValueError(f"adapter {adapter.source} was trained on another base model than {base_path}: "
+                         + "; ".join(diffs))
+    layers, extras = adapter.layer_tensors(), adapter.extra_tensors()
+    if not layers:
+        raise ValueError(f"adapter {adapter.source} holds no {adapter.config.method} tensors")
+    for module in layers:
+        if f"{module}.weight" not in sd:
+            raise ValueError(f"adapter {adapter.source}: layer {module} has no {module}.weight in {base_path}")
+    for key, value in extras.items():
+        if key not in sd:
+            raise ValueError(f"adapter {adapter.source}: train_parts tensor {key} is not in {base_path}")
+        if tuple(value.shape) != tuple(sd[key].shape):
+            raise ValueError(f"adapter {adapter.source}: train_parts tensor {key} has shape {tuple(value.shape)}, "
+                             f"{base_path} has {tuple(sd[key].shape)}")
+    out = {}
+    for key, value in sd.items():
+        target = dtype or value.dtype
+        module = key[: -len(".weight")] if key.endswith(".weight") else None
+        if module in layers:
+            out[key] = merged_weight(value, layers[module], adapter, module, device).to(device="cpu", dtype=target)
+        elif key in extras:
+            out[key] = extras[key].to(target)
+        else:
+            out[key] = value.to(target)                 # no copy when the dtype is already right
+    save_rwkv6(out, output_path, dtype=None)
+    return MergeReport(output_path, len(layers), len(extras), time.time() - start)
+
+
+@torch.no_grad()
+def check_merge(base_path: str | Path, adapter: Adapter, merged_path: str | Path, n_tokens: int = 16,
+                seed: int = 0, device: str = "cpu") -> tuple[float, float]:
+    """Run base+adapter and the merged model (both in fp32) on the same random tokens.
+    Returns (largest absolute logit difference, the same relative to the largest logit)."""
+    model = load_adapter(load_rwkv6(base_path, device=device), adapter)
+    vocab = model.config.vocab_size
+    tokens = torch.randint(0, vocab, (1, n_tokens), generator=torch.Generator().manual_seed(seed)).to(device)
+    expected = model(tokens).float()
+    del model
+    merged = load_rwkv6(merged_path, device=device)(tokens).float()
+    diff = (merged - expected).abs().max().item()
+    return diff, diff / max(expected.abs().max().item(), 1e-30)
+
+
+def default_output(base: Path, adapter: Adapter) -> Path:
+    where = adapter.source if adapter.source.is_dir() else adapter.source.parent
+    return where / f"{base.stem}-{adapter.config.method}-merged.pth"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="merge.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--base", "--base_model", dest="base", required=True, metavar="PATH",
+                   help="the base RWKV6 .pth the adapter was trained on (read, never modified)")
+    group = p.add_mutually_exclusive_group(required=True)
+    for method in METHODS:
+        group.add_argument(f"--{method}", metavar="PATH",
+                           help=f"a {method} adapter: an adapter directory, a directory of checkpoints (the newest "
+                                f"is used), or an RWKV-PEFT .pth or proj_dir (one adapter flag is required)")
+    group.add_argument("--adapter", metavar="DIR",
+                       help="an adapter directory of ours, whatever its method (read from adapter_config.json)")
+    p.add_argument("--output", metavar="PATH",
+                   help="the merged .pth (default: <adapter dir>/<base name>-<method>-merged.pth)")
+    p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",
+                   help="dtype of the written tensors (default: auto, the base's own)")
+    p.add_argument("--device", default="cpu", help="where to compute W + ΔW: cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output; never the base "
+                                                            "(default: refuse)")
+    p.add_argument("--check", action="store_true",
+                   help="afterwards, run base + adapter and the merged model in fp32 on the same random tokens and "
+                        "print the largest logit difference (default: off)")
+    p.add_argument("--check_tokens", type=int, default=16, metavar="N",
+                   help="how many random tokens --check runs (default: 16)")
+    p.add_argument("--lora_alpha", type=float, metavar="X",
+                   help="LoRA alpha of an RWKV-PEFT LoRA file, which does not record it (default: none; required "
+                        "for such a file)")
+    p.add_argument("--pissa_init", metavar="PATH",
+                   help="RWKV-PEFT's init_pissa.pth, required for an RWKV-PEFT PiSSA file (default: none)")
+    args = p.parse_args(argv)
+
+    method = next((m for m in METHODS if getattr(args, m) is not None), None)
+    source = getattr(args, method) if method else args.adapter
+    base = Path(args.base)
+    try:
+        if not base.is_file():
+            raise FileNotFoundError(f"base model {base} does not exist")
+        adapter = read_any_adapter(source, method, lora_alpha=args.lora_alpha, pissa_init=args.pissa_init)
+        output = Path(args.output) if args.output else default_output(base, adapter)
+        dtype = None if args.dtype == "auto" else DTYPES[args.dtype]
+        report = merge_into_base(base, adapter, output, dtype=dtype, device=args.device, overwrite=args.overwrite)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"merge.py: error: {e}", file=sys.stderr)
+        return 2
+    size = output.stat().st_size / 2**30
+    options = ", ".join(f"{k}={v}" for k, v in adapter.config.options().items())
+    step = f", step {adapter.step}" if adapter.step is not None else ""
+    print(f"merged {report.layers} {adapter.config.method} layers ({options}{step}) and {report.extra_tensors} "
+          f"train_parts tensors from {adapter.source} ({adapter.origin}) into {output} "
+          f"({size:.2f} GiB) in {report.seconds:.1f}s")
+    if args.check:
+        diff, rel = check_merge(base, adapter, output, n_tokens=args.check_tokens, device=args.device)
+        print(f"check: {args.check_tokens} tokens, largest logit difference between base+adapter (fp32) and the "
+              f"merged model: {diff:.3e} ({rel:.2e} of the largest logit)")
+        if not math.isfinite(diff):
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

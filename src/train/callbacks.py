@@ -1,0 +1,179 @@
+"""Lightning callbacks of the trainer: the training log and the checkpoints.
+
+TrainingLog    per optimizer step: loss (mean over micro-batches and ranks), lr, tokens/s
+               on the progress bar and as a row of proj_dir/metrics.csv; loss.png at the end.
+Checkpointing  every `save_every` steps, at the end, and when asked to stop (Ctrl-C):
+               the module's weights (RWKVTrainingModule.write_weights) + DeepSpeed's training
+               state, written whole or not at all.
+StopRequest    Ctrl-C / SIGTERM -> stop at the next step boundary, after a checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
+
+from ..utils.atomic import atomic_save_png, atomic_write_text
+from .run_dir import TRAINER_STATE, checkpoint_name, checkpoints
+
+METRICS_COLUMNS = ["step", "loss", "lr", "tokens_per_s", "tokens", "elapsed_s"]
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) or SIGTERM asks the run to stop at the next step boundary, after
+    saving a checkpoint. A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict = {}
+
+    def install(self) -> None:
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            print(f"\n[{signal.Signals(signum).name}] stopping after this step, once a checkpoint is saved "
+                  f"(press Ctrl-C again to stop at once)", flush=True)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, handler)
+
+    def uninstall(self) -> None:
+        """Give the signals back to whoever had them (the run may live inside a larger program)."""
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
+
+
+class TrainingLog(L.Callback):
+    def __init__(self, proj_dir: Path, tokens_per_step: int, resume_step: int = 0):
+        self.path = Path(proj_dir) / "metrics.csv"
+        self.png = Path(proj_dir) / "loss.png"
+        self.tokens_per_step = tokens_per_step
+        self.resume_step = resume_step
+        self._step_start = None
+        self._run_start = None
+        self.rows: list[dict] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._run_start = self._step_start = time.time()
+        if trainer.is_global_zero:
+            kept = []
+            if self.resume_step and self.path.exists():       # continue the curve; drop steps past the checkpoint
+                kept = [r for r in csv.DictReader(io.StringIO(self.path.read_text()))
+                        if int(r["step"]) <= self.resume_step]
+            self.rows = [{k: r[k] for k in METRICS_COLUMNS} for r in kept]
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=METRICS_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, out.getvalue())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return                                              # not an optimizer step yet
+        step = trainer.global_step
+        now = time.time()
+        loss = pl_module.step_loss                              # read once per step by the module
+        lr = pl_module.lr_used                                  # the lr of the step just taken
+        tokens_per_s = self.tokens_per_step / max(now - self._step_start, 1e-9)
+        self._step_start = now
+        pl_module.log("lr", lr, prog_bar=True, rank_zero_only=True)
+        pl_module.log("tok/s", round(tokens_per_s), prog_bar=True, rank_zero_only=True)
+        if trainer.is_global_zero:
+            row = {"step": step, "loss": f"{loss:.6f}", "lr": f"{lr:.6g}", "tokens_per_s": f"{tokens_per_s:.1f}",
+                   "tokens": step * self.tokens_per_step, "elapsed_s": f"{now - self._run_start:.2f}"}
+            self.rows.append(row)
+            with open(self.path, "a") as f:
+                csv.DictWriter(f, fieldnames=METRICS_COLUMNS, lineterminator="\n").writerow(row)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero and self.rows:
+            plot_losses(self.rows, self.png)
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's bar with loss and lr to 4 significant digits and tokens/s as a whole number."""
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        for key, fmt in (("loss", "{:.4g}"), ("lr", "{:.4g}"), ("tok/s", "{:,.0f}")):
+            if key in metrics:
+                metrics[key] = fmt.format(float(metrics[key]))
+        return metrics
+
+
+def plot_losses(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    steps = [int(r["step"]) for r in rows]
+    losses = [float(r["loss"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, losses, lw=1, label="loss")
+    if len(losses) >= 20:
+        k = max(len(losses) // 20, 2)
+        smooth = [sum(losses[max(0, i - k + 1):i + 1]) / len(losses[max(0, i - k + 1):i + 1]) for i in range(len(losses))]
+        ax.plot(steps, smooth, lw=2, label=f"mean of {k}")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    atomic_save_png(fig, path)
+    plt.close(fig)
+
+
+class Checkpointing(L.Callback):
+    """Writes checkpoint-NNNNNN/: the module's weights (its `write_weights(directory, step)`, called on
+    every rank) and trainer_state/ (DeepSpeed's shards, the optimizer, the data position)."""
+
+    def __init__(self, proj_dir: Path, save_every: int, total_steps: int, keep_trainer_states: int,
+                 stop: StopRequest):
+        self.proj_dir = Path(proj_dir)
+        self.save_every = save_every
+        self.total_steps = total_steps
+        self.keep = keep_trainer_states
+        self.stop = stop
+        self.last_saved = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return
+        step = trainer.global_step
+        stop = trainer.strategy.reduce_boolean_decision(self.stop.requested, all=False)
+        if step % self.save_every == 0 or step >= self.total_steps or stop:
+            self.save(trainer, pl_module, step)
+        if stop:
+            trainer.should_stop = True
+
+    def save(self, trainer, pl_module, step: int) -> None:
+        if step == self.last_saved:
+            return
+        final = self.proj_dir / checkpoint_name(step)
+        tmp = self.proj_dir / f".{final.name}.tmp"
+        if trainer.is_global_zero and tmp.exists():
+            shutil.rmtree(tmp)
+        trainer.strategy.barrier()
+        trainer.save_checkpoint(tmp / TRAINER_STATE, weights_only=False)   # every rank: DeepSpeed writes its shards
+        pl_module.write_weights(tmp, step)                     # every rank (gathers), rank 0 writes
+        trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.replace(final)
+            for old_step, old in checkpoints(self.proj_dir)[:-self.keep or None]:
+                shutil.rmtree(old / TRAINER_STATE, ignore_errors=True)
+            print(f"saved {final}", flush=True)
+        trainer.strategy.barrier()
+        self.last_saved = step

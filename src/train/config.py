@@ -1,0 +1,348 @@
+"""Training configuration: one dataclass, filled from defaults < --config FILE(s) < command-line flags.
+
+Flag names are RWKV-LM's and RWKV-PEFT's where they exist. Every field carries its help
+text, default and choices (`python train.py --help` prints them); the adapter flags are
+PeftConfig's (src/peft/config.py), held here as `TrainConfig.peft`.
+
+Three values are derived when not given, by one rule wherever the others come from
+(flags, files, presets), printed at the start of a run and recorded in train_config.json:
+    lr_final       lr_init / 10
+    warmup_steps   10, or a tenth of the run when that is shorter
+    precision      bf16 on a GPU, fp32 on a CPU (bf16 matmuls are slow on most CPUs)
+`validate` checks the values alone; what needs the model or the data is checked by the
+run's preflight (src/train/trainer.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..peft.config import PeftConfig
+from ..peft.registry import METHODS
+from ..utils.options import add_flags, convert, dataclass_from_dict, flag_name, format_value, option
+
+STRATEGIES = ("deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_2_offload",
+              "deepspeed_stage_3", "deepspeed_stage_3_offload")
+PRECISIONS = ("bf16", "fp32", "tf32")
+ACCELERATORS = ("auto", "cpu", "gpu")
+LR_SCHEDULES = ("cos", "exp", "constant")
+LOGGERS = ("csv", "tensorboard", "wandb")
+DATA_TYPES = ("binidx", "pad", "sft")
+WKV_BACKENDS = ("auto", "naive", "chunked", "cuda")
+PEFT_CHOICES = (*METHODS, "none")
+DEFAULT_PEFT = PeftConfig(method="bone", r=64)
+DEFAULT_WARMUP = 10
+
+# The flags of PeftConfig's fields ({flag: field}); --peft (the method, or none) is handled apart.
+PEFT_FLAGS = {flag_name(f): f.name for f in dataclasses.fields(PeftConfig) if flag_name(f)}
+# The short names of scripts/train_*.sh, also accepted as config-file keys.
+ALIASES = {"rank": "peft_r", "data": "data_file", "lr": "lr_init"}
+SHORT_FORMS = ("steps", "gpus")
+
+
+@dataclass
+class TrainConfig:
+    # model
+    load_model: str = option("", "the base RWKV6 .pth to fine-tune; empty: a random init of --model, saved as "
+                                 "PROJ_DIR/base.pth", metavar="PATH")
+    model: str = option("", "a model preset (tiny, 0.1b, 0.4b, 1.6b, 3b, 7b, 14b) or config JSON, for a random "
+                            "init; with --load_model, it must describe that file; a .pth here means --load_model",
+                        metavar="PRESET|FILE")
+    proj_dir: str = option("out", "the run's directory: train_config.json, metrics.csv, loss.png, "
+                                  "checkpoint-NNNNNN/", metavar="DIR")
+    # data
+    data_file: str = option("", "binidx data: PREFIX.bin and PREFIX.idx (scripts/make_data.sh writes them)",
+                            metavar="PREFIX")
+    data_type: str = option("binidx", "binidx: RWKV-LM's random windows across documents; pad: one document per "
+                                      "sample; sft: like pad, loss on the responses only", choices=DATA_TYPES)
+    ctx_len: int = option(512, "tokens per sample", minimum=1)
+    micro_bsz: int = option(1, "samples per GPU per forward", minimum=1)
+    num_workers: int = option(0, "DataLoader worker processes", minimum=0)
+    # length and saving (RWKV-LM's mini-epochs)
+    epoch_steps: int = option(1000, "optimizer steps per epoch", minimum=1)
+    epoch_count: int = option(1, "epochs; the run is epoch_steps x epoch_count optimizer steps", minimum=1)
+    epoch_save: int = option(1, "save a checkpoint every N epochs (and always at the end)", minimum=1)
+    keep_trainer_states: int = option(1, "checkpoints that keep the optimizer state for --resume, newest first "
+                                         "(every checkpoint keeps its adapter)", minimum=0)
+    # optimizer and schedule
+    lr_init: float = option(1e-4, "peak learning rate, reached after the warmup")
+    lr_final: float | None = option(None, "learning rate at the last step", derived="lr_init / 10")
+    lr_schedule: str = option("cos", "decay from lr_init to lr_final after the warmup", choices=LR_SCHEDULES)
+    warmup_steps: int | None = option(None, "linear warmup steps from 0 to lr_init",
+                                      derived=f"{DEFAULT_WARMUP}, or a tenth of the run when that is shorter",
+                                      minimum=0)
+    beta1: float = option(0.9, "Adam beta1")
+    beta2: float = option(0.99, "Adam beta2")
+    adam_eps: float = option(1e-8, "Adam epsilon")
+    weight_decay: float = option(0.0, "AdamW weight decay, on the adapter matrices only (every matrix when "
+                                      "--peft none)", minimum=0)
+    grad_clip: float = option(1.0, "clip the gradient norm to this (0: no clipping)", minimum=0)
+    accumulate_grad_batches: int = option(1, "micro-batches per optimizer step", minimum=1)
+    l2wrap: bool = option(True, "RWKV-LM's L2Wrap: a small push of each position's largest logit towards 0")
+    # hardware
+    accelerator: str = option("auto", "where to train; auto: a GPU when one is visible", choices=ACCELERATORS)
+    strategy: str = option("deepspeed_stage_1", "DeepSpeed ZeRO stage (offload: optimizer, and parameters at "
+                                                "stage 3, in CPU RAM)", choices=STRATEGIES)
+    devices: int = option(1, "GPUs (or CPU processes) per node", minimum=1)
+    num_nodes: int = option(1, "machines", minimum=1)
+    precision: str | None = option(None, "bf16: bf16 weights and activations, fp32 adapters; fp32; tf32: fp32 "
+                                         "with TF32 matmuls", choices=PRECISIONS, derived="bf16 on a GPU, fp32 on "
+                                                                                         "a CPU")
+    grad_cp: bool = option(False, "gradient checkpointing: recompute each block in the backward (less memory)")
+    wkv_backend: str = option("auto", "WKV6 implementation; auto: our CUDA kernel for bf16 on a GPU, chunked "
+                                      "otherwise", choices=WKV_BACKENDS)
+    seed: int = option(42, "seeds the data order, the adapters' init and dropout")
+    # adapters: --peft METHOD|none and the flags of PeftConfig's fields
+    peft: PeftConfig | None = option(default_factory=lambda: DEFAULT_PEFT, flag=False,
+                                     help="the adapters; None: full fine-tuning")
+    # logging and resuming
+    log: str = option("csv", "where metrics go besides metrics.csv and the progress bar", choices=LOGGERS)
+    wandb_project: str = option("rwkv6-peft", "the Weights & Biases project, with --log wandb")
+    progress_bar: bool = option(True, "show the progress bar")
+    resume: str = option("", "continue a run: latest (its newest checkpoint; an error if none), auto (the "
+                             "newest if any), or a checkpoint directory; empty: start fresh",
+                         metavar="latest|auto|DIR")
+    # what was derived, and how (filled by config_from_values; not a flag)
+    derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def resolved_accelerator(self) -> str:
+        """"cpu" or "gpu": --accelerator, with "auto" meaning a GPU when one is visible."""
+        if self.accelerator != "auto":
+            return self.accelerator
+        import torch
+        return "gpu" if torch.cuda.is_available() else "cpu"
+
+    @property
+    def total_steps(self) -> int:
+        return self.epoch_steps * self.epoch_count
+
+    @property
+    def save_every(self) -> int:
+        return self.epoch_steps * self.epoch_save
+
+    def peft_config(self) -> PeftConfig | None:
+        return self.peft
+
+    def to_flags(self) -> dict[str, Any]:
+        """The configuration as flag names and values: what train_config.json records, and what
+        `--config train_config.json` reads back."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if flag_name(f) is not None and f.init:
+                out[f.name] = getattr(self, f.name)
+        out["peft"] = self.peft.method if self.peft else "none"
+        if self.peft:
+            for flag, name in PEFT_FLAGS.items():
+                if flag != "peft":
+                    value = getattr(self.peft, name)
+                    out[flag] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_dict(self) -> dict:
+        """to_flags(), plus {"derived": {field: rule}} for the values this configuration derived."""
+        return {**self.to_flags(), "derived": dict(self.derived)}
+
+
+# ------------------------------------------------------------------ reading flags and files
+
+def _field(name: str) -> dataclasses.Field:
+    return {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
+
+
+TRAIN_FLAGS = {flag_name(f): f.name for f in dataclasses.fields(TrainConfig) if flag_name(f) and f.init}
+KNOWN_KEYS = set(TRAIN_FLAGS) | set(PEFT_FLAGS) | set(SHORT_FORMS)
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A JSON or YAML mapping of flag names to values. A run's own train_config.json reads back:
+    its "derived" entry names the values that were derived, and they are derived again."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:
+        raise ValueError(f"--config {path} cannot be parsed: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path} must hold a mapping of flag names to values")
+    derived = data.pop("derived", None) or {}
+    values = {}
+    for key, value in data.items():
+        name = str(key).lstrip("-").replace("-", "_")
+        name = ALIASES.get(name, name)
+        if name not in KNOWN_KEYS:
+            close = difflib.get_close_matches(name, sorted(KNOWN_KEYS), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(f"--config {path}: unknown key {key!r}{hint}")
+        if name not in derived:
+            values[name] = value
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train.py", allow_abbrev=False, argument_default=argparse.SUPPRESS,
+        usage="python train.py [--config FILE ...] [--FLAG VALUE ...]",
+        description="Fine-tune RWKV6 with Bone, Bat, DiSHA, LoRA or PiSSA (or every weight) under Lightning + "
+                    "DeepSpeed. Values come from the defaults, then each --config FILE in order, then the flags "
+                    "given here.",
+        epilog="Derived values (lr_final, warmup_steps, precision) are printed at the start of a run; "
+               "PROJ_DIR/train_config.json records every value used.")
+    p.add_argument("--config", action="append", metavar="FILE",
+                   help="JSON or YAML file with flag names as keys (a run's train_config.json works); several are "
+                        "read in order; flags given here win (default: none)")
+    run = p.add_argument_group("training")
+    add_flags(run, TrainConfig)
+    adapters = p.add_argument_group("adapters (src/peft/config.py)")
+    adapters.add_argument("--peft", metavar="|".join(PEFT_CHOICES),
+                          help=f"the adapter method, or none to train every weight (default: {DEFAULT_PEFT.method}; "
+                               f"one of: {', '.join(PEFT_CHOICES)})")
+    add_flags(adapters, PeftConfig, defaults={"r": DEFAULT_PEFT.r}, skip=("method",))
+    short = p.add_argument_group("short forms (scripts/train_*.sh)")
+    short.add_argument("--rank", dest="peft_r", metavar="N", help="the same as --peft_r")
+    short.add_argument("--data", dest="data_file", metavar="PREFIX", help="the same as --data_file")
+    short.add_argument("--lr", dest="lr_init", metavar="X", help="the same as --lr_init")
+    short.add_argument("--steps", metavar="N", help="total optimizer steps: sets --epoch_steps to steps / epoch_count "
+                                                    "(default: epoch_steps x epoch_count)")
+    short.add_argument("--gpus", metavar="N", help="GPUs per node; 0: train on the CPU (sets --accelerator and "
+                                                   "--devices; default: --accelerator auto)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """Defaults < each --config FILE in order < the other flags on the command line."""
+    given = vars(build_parser().parse_args(argv))
+    files = given.pop("config", [])
+    values: dict[str, Any] = {}
+    for path in files:
+        values.update(read_config_file(path))
+    return config_from_values(values, given)
+
+
+def _short_forms(values: dict[str, Any], file_values: dict[str, Any], flags: dict[str, Any]) -> None:
+    """--gpus N (0: the CPU) and --steps N (= epoch_steps x epoch_count), in place."""
+    steps = values.pop("steps", None)
+    gpus = values.pop("gpus", None)
+    if gpus is not None:
+        gpus = convert(TrainConfig, "devices", gpus, flag="gpus")
+        if gpus < 0:
+            raise ValueError(f"--gpus must be 0 (the CPU) or a number of GPUs, got {gpus}")
+        values["accelerator"] = "cpu" if gpus == 0 else "gpu"
+        if gpus:
+            values["devices"] = gpus
+    if steps is not None:
+        steps = convert(TrainConfig, "epoch_steps", steps, flag="steps")
+        if steps <= 0:
+            raise ValueError(f"--steps must be positive, got {steps}")
+        count = convert(TrainConfig, "epoch_count", values.get("epoch_count", 1))
+        steps_from = flags if "steps" in flags else file_values
+        if "epoch_steps" in steps_from:
+            if convert(TrainConfig, "epoch_steps", steps_from["epoch_steps"]) * count != steps:
+                raise ValueError(f"--steps {steps} disagrees with --epoch_steps {steps_from['epoch_steps']} x "
+                                 f"--epoch_count {count}")
+        elif "epoch_steps" not in flags:                    # --steps on the command line beats a file's epoch_steps
+            if count <= 0:
+                raise ValueError(f"--epoch_count must be positive, got {count}")
+            values["epoch_steps"] = math.ceil(steps / count)
+    if str(values.get("model", "")).endswith(".pth"):      # --model MODEL.pth means --load_model
+        values["load_model"] = values.pop("model")
+
+
+def _peft_from(values: dict[str, Any], seed: int) -> PeftConfig | None:
+    method = str(values.get("peft", DEFAULT_PEFT.method))
+    if method not in PEFT_CHOICES:
+        raise ValueError(f"--peft {method!r} is not one of {', '.join(PEFT_CHOICES)}")
+    if method == "none":
+        return None
+    fields = {name: convert(PeftConfig, name, values[flag], flag=flag)
+              for flag, name in PEFT_FLAGS.items() if flag in values and flag != "peft"}
+    return DEFAULT_PEFT.replace(method=method, seed=seed, **fields)
+
+
+def derive(cfg: TrainConfig) -> dict[str, str]:
+    """Fill the derived values left unset (None), in place; returns {field: how it was derived}."""
+    derived = {}
+    if cfg.lr_final is None:
+        cfg.lr_final = cfg.lr_init / 10
+        derived["lr_final"] = "lr_init / 10"
+    if cfg.warmup_steps is None:
+        cfg.warmup_steps = min(DEFAULT_WARMUP, cfg.total_steps // 10)
+        derived["warmup_steps"] = (f"{DEFAULT_WARMUP}" if cfg.warmup_steps == DEFAULT_WARMUP
+                                   else f"a tenth of the {cfg.total_steps}-step run")
+    if cfg.precision is None:
+        on_gpu = cfg.resolved_accelerator == "gpu"
+        cfg.precision = "bf16" if on_gpu else "fp32"
+        derived["precision"] = "a GPU: bf16" if on_gpu else "no GPU: fp32 (bf16 is slow on a CPU; --precision bf16 " \
+                                                            "insists)"
+    return derived
+
+
+def config_from_values(file_values: dict[str, Any], flags: dict[str, Any] | None = None) -> TrainConfig:
+    """file_values: from --config files (or a dict); flags: from the command line, which win.
+    Keys are flag names: TrainConfig's fields, PeftConfig's flags, the short forms."""
+    flags = dict(flags or {})
+    values = {ALIASES.get(k, k): v for k, v in {**file_values, **flags}.items()}
+    unknown = sorted(set(values) - KNOWN_KEYS)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}")
+    _short_forms(values, file_values, flags)
+    train = {name: convert(TrainConfig, name, values[flag], flag=flag)
+             for flag, name in TRAIN_FLAGS.items() if flag in values}
+    seed = train.get("seed", _field("seed").default)
+    cfg = dataclass_from_dict(TrainConfig, {**train, "peft": _peft_from(values, seed)},
+                              source="training configuration")
+    cfg.derived = derive(cfg)
+    return cfg
+
+
+def describe_derived(cfg: TrainConfig) -> str:
+    """One line for the start of a run: each derived value and its rule."""
+    return "; ".join(f"{name} {format_value(getattr(cfg, name))} ({rule})" for name, rule in cfg.derived.items())
+
+
+# ------------------------------------------------------------------ validation
+
+def validate(cfg: TrainConfig) -> None:
+    """Check the values alone (no files, no model, no data: the run's preflight does those).
+    A problem is a one-line ValueError naming the flag."""
+    unset = [name for name in ("lr_final", "warmup_steps", "precision") if getattr(cfg, name) is None]
+    if unset:
+        raise ValueError(f"TrainConfig: {', '.join(unset)} unset; build the configuration with config_from_values "
+                         f"(or call derive) to derive them")
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        choices = f.metadata.get("choices") if f.metadata else None
+        if choices and value not in choices:
+            raise ValueError(f"--{f.name} {value!r} is not one of {', '.join(choices)}")
+        minimum = f.metadata.get("minimum") if f.metadata else None
+        if minimum is not None and value < minimum:
+            rule = "must not be negative" if minimum == 0 else "must be positive" if minimum == 1 \
+                else f"must be at least {minimum}"
+            raise ValueError(f"--{f.name} {rule}, got {value}")
+    if not (cfg.lr_init > 0 and cfg.lr_final > 0):
+        raise ValueError(f"--lr_init and --lr_final must be positive, got {cfg.lr_init} and {cfg.lr_final}")
+    if cfg.lr_final > cfg.lr_init and cfg.lr_schedule != "constant":
+        raise ValueError(f"--lr_final {cfg.lr_final:g} is above --lr_init {cfg.lr_init:g}: the learning rate would "
+                         f"rise over the run; give a smaller --lr_final (or leave it out: lr_init / 10)")
+    if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
+        raise ValueError(f"--beta1 and --beta2 must be in [0, 1), got {cfg.beta1} and {cfg.beta2}")
+    if cfg.adam_eps <= 0:
+        raise ValueError(f"--adam_eps must be positive, got {cfg.adam_eps}")
+    if cfg.warmup_steps >= cfg.total_steps and cfg.total_steps > 1:
+        raise ValueError(f"--warmup_steps {cfg.warmup_steps} leaves no steps of the {cfg.total_steps} to train after the "
+                         f"warmup; give a smaller --warmup_steps")
+    if cfg.strategy.endswith("offload") and cfg.resolved_accelerator == "cpu":
+        raise ValueError(f"--strategy {cfg.strategy} offloads to the CPU from a GPU; on a CPU use deepspeed_stage_1/2/3")

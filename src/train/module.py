@@ -1,0 +1,143 @@
+"""RWKVTrainingModule: an RWKV model with its adapters as a LightningModule.
+
+Per micro-batch: the forward and the loss (loss.py), nothing read back to the host. Once
+per optimizer step: the window's mean loss, averaged over ranks, is read (one host sync)
+and checked for finiteness before the optimizer steps. Optimizer: AdamW (DeepSpeedCPUAdam
+when DeepSpeed offloads it), weight decay on the adapter matrices only; schedule: schedule.py.
+The module also writes the weights of a checkpoint (`write_weights`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from ..data import BinIdx, TokenDataset
+from ..model import save_rwkv6
+from ..peft import adapter_layers, save_adapter
+from .config import TrainConfig
+from .loss import L2Wrap, masked_cross_entropy
+from .schedule import lr_at
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class RWKVTrainingModule(L.LightningModule):
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, data: BinIdx):
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.data = data
+        self.step_loss = float("nan")          # the mean loss of the last optimizer step (all micro-batches, ranks)
+        self.lr_used = float("nan")            # the learning rate of that step
+        self._window_sum: torch.Tensor | None = None
+        self._window_count = 0
+        # DeepSpeed checkpoints leave out the frozen base; the adapters are checked strictly by load_adapter
+        self.strict_loading = False
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.model(idx)
+
+    def training_step(self, batch, batch_idx):
+        x, y, mask = batch
+        logits = self.model(x)
+        loss = masked_cross_entropy(logits, y, mask)
+        detached = loss.detach()                                # stays on the device
+        self._window_sum = detached if self._window_sum is None else self._window_sum + detached
+        self._window_count += 1
+        if (batch_idx + 1) % self.cfg.accumulate_grad_batches == 0:
+            self._close_window()                                # before the optimizer step
+        return L2Wrap.apply(loss, logits) if self.cfg.l2wrap else loss
+
+    def _close_window(self) -> None:
+        """The optimizer step's loss: mean over its micro-batches and over ranks, read once."""
+        mean = self.trainer.strategy.reduce(self._window_sum / self._window_count, reduce_op="mean")
+        value = float(mean)                                     # the step's one host sync
+        self._window_sum, self._window_count = None, 0
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"the loss became {value} at step {self.trainer.global_step + 1} "
+                                f"(on this or another rank)")
+        self.step_loss = value
+        self.lr_used = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self.log("loss", value, prog_bar=True, rank_zero_only=True)
+
+    def configure_optimizers(self):
+        cfg = self.cfg
+        decay, no_decay = [], []
+        adapters = {id(getattr(layer, name)) for layer in adapter_layers(self.model).values()
+                    for name in layer.adapter_names}
+        for p in self.model.parameters():
+            if p.requires_grad:
+                (decay if (id(p) in adapters or cfg.peft is None) and p.dim() >= 2 else no_decay).append(p)
+        groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+        if cfg.strategy.endswith("offload"):
+            from deepspeed.ops.adam import DeepSpeedCPUAdam
+            optimizer = DeepSpeedCPUAdam(groups, lr=cfg.lr_init, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps,
+                                         adamw_mode=True)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=cfg.lr_init, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step, cfg) / cfg.lr_init)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def train_dataloader(self):
+        cfg, trainer = self.cfg, self.trainer
+        done = trainer.global_step                              # restored when resuming
+        # The loader starts at the first batch not yet trained on, but keeps the whole run's length:
+        # a resumed Lightning epoch also restores its batch count (done * accumulate) and ends the
+        # epoch at len(loader); a shorter loader would end it early and replay its first batches.
+        dataset = TokenDataset(self.data, cfg.data_type, cfg.ctx_len, seed=cfg.seed, micro_bsz=cfg.micro_bsz,
+                               rank=trainer.global_rank, world_size=trainer.world_size,
+                               first_batch=done * cfg.accumulate_grad_batches,
+                               num_batches=cfg.total_steps * cfg.accumulate_grad_batches)
+        # its own generator: starting an iterator draws a seed, which must not come from the global RNG
+        # (a resumed run starts one where the uninterrupted run did not, and dropout would differ)
+        return torch.utils.data.DataLoader(dataset, batch_size=cfg.micro_bsz, shuffle=False,
+                                           num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
+                                           persistent_workers=cfg.num_workers > 0,
+                                           generator=torch.Generator().manual_seed(cfg.seed))
+
+    def write_weights(self, directory: Path, step: int) -> None:
+        """A checkpoint's weights: the adapter files, or with --peft none the whole model.pth. They come
+        from DeepSpeed's fp32 master copies (the working copies may be bf16), gathered from its partitions
+        on every rank; rank 0 writes."""
+        from deepspeed.utils import safe_get_full_fp32_param
+        masters = {}
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                full = safe_get_full_fp32_param(p)
+                masters[name] = (full if full is not None else p.detach().float()).reshape(getattr(p, "ds_shape",
+                                                                                                   p.shape))
+        if not self.trainer.is_global_zero:
+            return
+        if self.cfg.peft is None:
+            sd = {k: masters.get(k, v) for k, v in self.model.state_dict().items()}
+            save_rwkv6(sd, directory / "model.pth", dtype=torch.bfloat16 if self.cfg.precision == "bf16" else None)
+        else:
+            save_adapter(self.model, self.cfg.peft, directory, step=step, tensors=masters)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng"] = rng_state()
+        checkpoint["train_config"] = self.cfg.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng" in checkpoint:
+            set_rng_state(checkpoint["rng"])
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

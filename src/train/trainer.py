@@ -1,0 +1,206 @@
+"""A training run (train.py): preflight, the model with its adapters, Lightning + DeepSpeed, exits.
+
+    python train.py --load_model rwkv6-3b.pth --data_file data/mydata --peft bone --peft_r 64 ...
+
+`run(cfg)` checks the configuration's values (config.validate), then everything that needs
+a file, the model's shapes or the data (`preflight`), before any weight is loaded. The run
+directory's layout is in run_dir.py; the per-step work in module.py; logging and
+checkpoints in callbacks.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from ..data import BinIdx, TokenDataset
+from ..model import RWKV6, RWKV6Config, load_rwkv6, read_checkpoint, resolve_config, save_rwkv6
+from ..model.init import init_rwkv6
+from ..peft import apply_peft, load_adapter, read_adapter
+from ..utils.atomic import atomic_write_text
+from .callbacks import Checkpointing, ProgressBar, StopRequest, TrainingLog
+from .config import TrainConfig, describe_derived, parse_args, validate
+from .module import NonFiniteLoss, RWKVTrainingModule
+from .run_dir import TRAINER_STATE, checkpoint_step, checkpoints, find_resume_checkpoint
+from .strategy import make_strategy
+
+OOM_ADVICE = ("CUDA ran out of memory. Try, in this order: --grad_cp 1 (recompute activations), a smaller "
+              "--micro_bsz (with --accumulate_grad_batches to keep the batch), a shorter --ctx_len, "
+              "--strategy deepspeed_stage_2_offload or deepspeed_stage_3_offload (optimizer / parameters in CPU RAM).")
+
+
+def preflight(cfg: TrainConfig) -> RWKV6Config:
+    """What can be checked before loading a model, beyond the values themselves: the device, the
+    logger's package, the base model's shapes (memory-mapped, nothing loaded), the adapters' fit
+    to them (on the meta device) and the data. Returns the model's RWKV6Config."""
+    accelerator = cfg.resolved_accelerator
+    if accelerator == "gpu":
+        available = torch.cuda.device_count()
+        if available == 0:
+            raise ValueError("--accelerator gpu (or --gpus N): no CUDA device is visible on this machine")
+        if cfg.devices > available:
+            raise ValueError(f"--devices {cfg.devices}: only {available} CUDA device(s) are visible")
+    if cfg.log in ("wandb", "tensorboard"):
+        import importlib.util
+        package = "wandb" if cfg.log == "wandb" else "tensorboard"
+        if importlib.util.find_spec(package) is None and not (package == "tensorboard"
+                                                              and importlib.util.find_spec("tensorboardX")):
+            raise ValueError(f"--log {cfg.log} needs the {package} package (pip install {package})")
+
+    if cfg.load_model:
+        if not Path(cfg.load_model).is_file():
+            raise ValueError(f"--load_model {cfg.load_model} does not exist")
+        model_config = RWKV6Config.from_state_dict(read_checkpoint(cfg.load_model), source=cfg.load_model)
+        if cfg.model:                                         # --model 3b --load_model rwkv6-3b.pth: must agree
+            named, found = resolve_config(cfg.model).shape_signature(), model_config.shape_signature()
+            wrong = {k: (named[k], found[k]) for k in named if named[k] != found[k]}
+            if wrong:
+                detail = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in wrong.items())
+                raise ValueError(f"--model {cfg.model} does not describe --load_model {cfg.load_model} "
+                                 f"(--model vs checkpoint: {detail})")
+    elif cfg.model:
+        model_config = resolve_config(cfg.model)
+    else:
+        raise ValueError("give --load_model BASE.pth (to fine-tune) or --model PRESET|CONFIG.json (random init)")
+
+    if cfg.peft is not None:
+        with torch.device("meta"):
+            apply_peft(RWKV6(model_config), cfg.peft, verbose=False)
+
+    if not cfg.data_file:
+        raise ValueError("--data_file PREFIX is required (make one with scripts/make_data.sh)")
+    data = BinIdx(cfg.data_file)
+    if data.dtype.itemsize == 2 and model_config.vocab_size > 65536:
+        raise ValueError(f"{cfg.data_file} stores uint16 tokens but the model has {model_config.vocab_size}")
+    TokenDataset(data, cfg.data_type, cfg.ctx_len)                # enough data for one sample?
+    return model_config
+
+
+def global_rank_from_env(devices_per_node: int) -> int:
+    """Before Lightning starts, the launched processes know their rank only from the environment."""
+    node, local = int(os.environ.get("NODE_RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
+    return node * devices_per_node + local
+
+
+def build_model(cfg: TrainConfig, model_config: RWKV6Config, resume_from: Path | None, is_rank_zero: bool):
+    """The base model (loaded, or a random init saved as proj_dir/base.pth) with its adapters."""
+    dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
+    runtime = dict(grad_cp=cfg.grad_cp, wkv_backend=cfg.wkv_backend)
+    if cfg.load_model:
+        model = load_rwkv6(cfg.load_model, dtype=dtype, **runtime)
+    else:
+        base = Path(cfg.proj_dir) / "base.pth"
+        if base.exists():                                      # this run's own base (resumed, or written by rank 0)
+            model = load_rwkv6(base, dtype=dtype, config=model_config.replace(**runtime))
+        else:
+            model = init_rwkv6(model_config.replace(**runtime), seed=cfg.seed, dtype=dtype)
+            if is_rank_zero:
+                save_rwkv6(model, base, dtype=dtype)
+                print(f"random initial model saved as {base} (merge.py --base {base})", flush=True)
+    model.train()
+    if cfg.peft is None:
+        model.requires_grad_(True)
+        return model
+    if resume_from is not None:
+        adapter = read_adapter(resume_from)
+        if adapter.config != cfg.peft:
+            raise ValueError(f"--resume {resume_from}: it was trained with {adapter.config}, "
+                             f"this run asks for {cfg.peft}")
+        load_adapter(model, adapter)
+    else:
+        apply_peft(model, cfg.peft, verbose=is_rank_zero)
+    return model
+
+
+def write_run_config(cfg: TrainConfig) -> None:
+    atomic_write_text(Path(cfg.proj_dir) / "train_config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+
+def make_logger(cfg: TrainConfig, proj_dir: Path):
+    if cfg.log == "tensorboard":
+        return L.pytorch.loggers.TensorBoardLogger(str(proj_dir), name="tensorboard")
+    if cfg.log == "wandb":
+        return L.pytorch.loggers.WandbLogger(project=cfg.wandb_project, save_dir=str(proj_dir))
+    return False
+
+
+def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
+    """Train as cfg says; extra_callbacks (e.g. the benchmark's probe) join the run's own."""
+    start = time.time()
+    validate(cfg)
+    model_config = preflight(cfg)
+    is_rank_zero = global_rank_from_env(cfg.devices) == 0
+    proj_dir = Path(cfg.proj_dir)
+    resume_from = find_resume_checkpoint(proj_dir, cfg.resume)
+    if resume_from is None and checkpoints(proj_dir):
+        raise ValueError(f"{proj_dir} already holds checkpoints of a run; pass --resume to continue it "
+                         f"or choose another --proj_dir")
+    proj_dir.mkdir(parents=True, exist_ok=True)
+    if is_rank_zero:
+        if cfg.derived:
+            print(f"derived: {describe_derived(cfg)}", flush=True)
+        write_run_config(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.precision == "tf32":
+        torch.set_float32_matmul_precision("high")
+    accelerator = cfg.resolved_accelerator
+
+    model = build_model(cfg, model_config, resume_from, is_rank_zero)
+    module = RWKVTrainingModule(model, cfg, BinIdx(cfg.data_file))
+    world = cfg.devices * cfg.num_nodes
+    tokens_per_step = cfg.micro_bsz * cfg.ctx_len * cfg.accumulate_grad_batches * world
+    resume_step = checkpoint_step(resume_from) if resume_from else 0
+    stop = StopRequest()
+    training_log = TrainingLog(proj_dir, tokens_per_step, resume_step=resume_step)
+    callbacks = [training_log, Checkpointing(proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states, stop)]
+    if cfg.progress_bar:
+        callbacks.append(ProgressBar())
+    callbacks.extend(extra_callbacks)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+        strategy=make_strategy(cfg.strategy, accelerator, cfg.micro_bsz),
+        precision="bf16-true" if cfg.precision == "bf16" else "32-true",
+        max_steps=cfg.total_steps, max_epochs=-1, accumulate_grad_batches=cfg.accumulate_grad_batches,
+        gradient_clip_val=cfg.grad_clip or None, use_distributed_sampler=False, logger=make_logger(cfg, proj_dir),
+        enable_checkpointing=False, callbacks=callbacks, enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False, log_every_n_steps=1, num_sanity_val_steps=0)
+    if resume_from is not None and is_rank_zero:
+        print(f"resuming from {resume_from} (step {resume_step})", flush=True)
+    stop.install()
+    try:
+        trainer.fit(module, ckpt_path=str(resume_from / TRAINER_STATE) if resume_from else None)
+    except SIGTERMException:             # Lightning's own SIGTERM exit, after our checkpoint was saved
+        if trainer.is_global_zero:
+            training_log.on_train_end(trainer, module)
+    finally:
+        stop.uninstall()
+    return {"steps": trainer.global_step, "seconds": time.time() - start, "proj_dir": proj_dir,
+            "stopped_early": stop.requested}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = parse_args(argv)
+        result = run(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    except NonFiniteLoss as e:
+        print(f"train.py: stopped: {e}. Nothing from that step was saved; the last good checkpoint is the newest "
+              f"in --proj_dir. Try a lower --lr_init, a longer --warmup_steps or --grad_clip 1.", file=sys.stderr)
+        return 3
+    except torch.OutOfMemoryError:
+        print(f"train.py: {OOM_ADVICE}", file=sys.stderr)
+        return 4
+    if global_rank_from_env(cfg.devices) == 0:
+        done = "stopped early at" if result["stopped_early"] else "finished"
+        print(f"{done} step {result['steps']} in {result['seconds']:.0f}s; checkpoints, metrics.csv and loss.png "
+              f"in {result['proj_dir']}")
+    return 0

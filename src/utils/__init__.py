@@ -1,0 +1,1 @@
+"""Small shared pieces: atomic writes, the repository's paths, self-documenting configuration."""
