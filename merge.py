@@ -3,7 +3,7 @@
     python merge.py --base rwkv6-3b.pth --bone out/ [--output merged.pth] [--check]
 
 Also --bat, --disha, --lora, --pissa, or --adapter DIR (method read from adapter_config.json).
-See `python merge.py --help` and src/merge.py.
+See `python merge.py --help` and src/peft/merge.py.
 """
 
 import sys

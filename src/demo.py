@@ -89,6 +89,7 @@ def run(out_dir: Path, steps: int = 100, seed: int = 0, progress_bar: bool = Tru
     shutil.rmtree(proj_dir, ignore_errors=True)              # the demo's own run directory, from a last demo
     flags = ["--model", str(base_path), "--data", str(data_prefix), "--proj_dir", str(proj_dir), "--gpus", "0",
              "--rank", "16", "--ctx_len", "128", "--micro_bsz", "4", "--steps", str(steps), "--lr", "3e-3",
+             "--lr_schedule", "cos",
              "--warmup_steps", str(min(5, steps - 1)), "--grad_cp", "1", "--strategy", "deepspeed_stage_2",
              "--precision", "fp32", "--epoch_count", "2" if steps >= 2 else "1", "--seed", str(seed)]
     print(f"[4/6] training Bone r=16 for {steps} steps on the CPU (Lightning + DeepSpeed ZeRO-2, "

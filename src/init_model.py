@@ -3,9 +3,11 @@ initialisation. The rules and the code are in src/model/init.py."""
 
 import sys
 
-from .model.init import init_rwkv6, init_rwkv6_state_dict, init_tensor, main
+from .model.init import (DTYPES, SMALL_MATRICES, ZERO_LORA_DOWN, ZERO_MATRICES, init_rwkv6, init_rwkv6_state_dict,
+                         init_tensor, main)
 
-__all__ = ["init_rwkv6", "init_rwkv6_state_dict", "init_tensor", "main"]
+__all__ = ["DTYPES", "SMALL_MATRICES", "ZERO_LORA_DOWN", "ZERO_MATRICES", "init_rwkv6", "init_rwkv6_state_dict",
+           "init_tensor", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

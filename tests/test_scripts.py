@@ -62,6 +62,7 @@ def test_each_script_reads_its_preset(method, sample_data):
     assert (on_gpu.peft.method, on_gpu.precision, on_gpu.grad_cp, on_gpu.ctx_len, on_gpu.micro_bsz) == \
         (method, "bf16", True, 1024, 4)
     assert on_gpu.strategy == "deepspeed_stage_1" and on_gpu.proj_dir == f"out/{method}"
+    assert on_gpu.lr_schedule == ("cos" if method == "lora" else "constant")
     assert on_gpu.lr_final == pytest.approx(on_gpu.lr_init / 10) and on_gpu.warmup_steps == 10   # derived
     cpu = parse_args([*preset, "--model", "tiny", "--data", str(sample_data), "--gpus", "0", "--steps", "5",
                       "--lr", "1e-3"])

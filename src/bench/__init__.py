@@ -5,16 +5,17 @@
     device.py   device name, versions, timing, matmul rate, bandwidth
     report.py   replacing a section of docs/benchmarks.md
 
-`from src.bench import main, goals, ...` gives table.py's names, imported on first use (so that
-`python -m src.bench.table` runs that module once).
+`from src.bench import main, goals, ...` gives table.py's names (imported on first use, so that
+`python -m src.bench.table` runs that module once); `python -m src.bench` runs table.py.
 """
 
-TABLE_NAMES = ("SCALE_COLUMNS", "TABLE_COLUMNS", "TABLE_ROWS", "goals", "main", "markdown", "matmul_parameters",
-               "measure")
+RENAMED = {"REPO": "REPO_ROOT", "METHODS": "TABLE_ROWS"}
 
 
 def __getattr__(name: str):
-    if name in TABLE_NAMES:
-        from . import table
-        return getattr(table, name)
-    raise AttributeError(f"module 'src.bench' has no attribute {name!r}")
+    import importlib
+    if not name.startswith("__") and name not in ("table", "wkv", "device", "report"):
+        table = importlib.import_module(f"{__name__}.table")
+        if hasattr(table, RENAMED.get(name, name)):
+            return getattr(table, RENAMED.get(name, name))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

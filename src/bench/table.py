@@ -325,7 +325,7 @@ def markdown(rows: list[dict], scale: list[dict], meta: dict) -> str:
                      "each of our three (its code materialises W + ΔW, as bat_materialized does).")
     lines += goals(rows, verdicts=gpu)
     if scale:
-        lines += ["", f"Scale rows (gradient checkpointing; FLOPs as in `src/bench.py`: 4 x {meta['P']:,} matmul "
+        lines += ["", f"Scale rows (gradient checkpointing; FLOPs as in `src/bench/table.py`: 4 x {meta['P']:,} matmul "
                       f"weights per token; measured dense matmul rate {meta['matmul_tflops']:.3g} TFLOP/s):", "",
                   "| method | micro_bsz | ctx | tokens/s | peak MB | model TFLOP/s | MFU |", "|---|---:|---:|---:|---:|---:|---:|"]
         for r in scale:

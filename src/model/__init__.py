@@ -9,8 +9,8 @@
 from .checkpoint import (check_state_dict, load_rwkv6, parameter_shapes, read_checkpoint, rwkv6_state_dict,
                          save_rwkv6)
 from .config import RWKV6Config, preset_names, resolve_config
-from .rwkv6 import RWKV6, Block, ChannelMix, TimeMix, time_shift
+from .rwkv6 import LN_X_EPS, RWKV6, Block, ChannelMix, TimeMix, time_shift
 
-__all__ = ["RWKV6", "RWKV6Config", "Block", "TimeMix", "ChannelMix", "time_shift", "load_rwkv6", "save_rwkv6",
+__all__ = ["RWKV6", "RWKV6Config", "Block", "TimeMix", "ChannelMix", "time_shift", "LN_X_EPS", "load_rwkv6", "save_rwkv6",
            "read_checkpoint", "check_state_dict", "parameter_shapes", "rwkv6_state_dict", "preset_names",
            "resolve_config"]

@@ -57,14 +57,20 @@ def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | P
         raise ValueError(f"save_adapter: the config given ({config.method}) is not the one the model was "
                          f"built with ({model.peft_config.method})")
     own = adapter_state_dict(model)
+    # a parameter partitioned by DeepSpeed ZeRO-3 holds an empty tensor; ds_shape is its real shape
+    shapes = {k: tuple(v.shape) for k, v in own.items()}
+    shapes.update({name: tuple(p.ds_shape) for name, p in model.named_parameters() if hasattr(p, "ds_shape")})
     given = dict(tensors or {})
     stray = sorted(set(given) - set(own))
     if stray:
         raise ValueError(f"save_adapter: {stray[:3]} are not adapter tensors of this model")
     for key, value in given.items():
-        if tuple(value.shape) != tuple(own[key].shape):
-            raise ValueError(f"save_adapter: {key} has shape {tuple(value.shape)}, the model's is "
-                             f"{tuple(own[key].shape)}")
+        if tuple(value.shape) != shapes[key]:
+            raise ValueError(f"save_adapter: {key} has shape {tuple(value.shape)}, the model's is {shapes[key]}")
+    partitioned = sorted(k for k in own if k not in given and tuple(own[k].shape) != shapes[k])
+    if partitioned:
+        raise ValueError(f"save_adapter: {partitioned[:3]} are partitioned by DeepSpeed ZeRO-3; pass the gathered "
+                         f"tensors (tensors=...)")
     tensors = {k: given.get(k, v).detach().to("cpu").contiguous() for k, v in own.items()}
     base = model.config.shape_signature() if hasattr(model, "config") else None
     directory = Path(directory)
@@ -198,10 +204,12 @@ def load_adapter(model: nn.Module, path: str | Path | Adapter, method: str | Non
             raise ValueError(f"{where} does not fit the model's adapters: " + "; ".join(diffs))
     expected = adapter_state_dict(model)
     check_state_dict({k: v.shape for k, v in expected.items()}, adapter.tensors, source=where)
-    layers = adapter_layers(model)
-    if adapter.config.method == "pissa":
-        for name, layer in layers.items():
-            layer.set_pissa_start(adapter.tensors[f"{name}.init_lora_A"], adapter.tensors[f"{name}.init_lora_B"])
-    for key, target in expected.items():
-        target.copy_(adapter.tensors[key])
+    loaded = set()
+    for name, layer in adapter_layers(model).items():
+        keys = {t: f"{name}.{t}" for t in layer.file_tensors}
+        layer.load_file_tensors({t: adapter.tensors[key] for t, key in keys.items()})
+        loaded.update(keys.values())
+    for key, target in expected.items():                 # the train_parts tensors
+        if key not in loaded:
+            target.copy_(adapter.tensors[key])
     return model

@@ -14,12 +14,13 @@ and defines
     from_config(base, config, name, generator, init_weights)   the layer a PeftConfig asks for
     adapted_forward(x)   y = x (W + ΔW)^T, without building the (out, in) update
     delta_weight()       ΔW as an (out, in) fp32 tensor (merging, and the tests' explicit reference)
+and may override load_file_tensors(tensors) (taking its tensors from a file).
 Adapter parameters are fp32; the adapter arithmetic runs in the activation dtype.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import torch
 import torch.nn as nn
@@ -71,6 +72,13 @@ class AdapterLinear(nn.Module):
 
     def delta_weight(self) -> torch.Tensor:
         raise NotImplementedError
+
+    @torch.no_grad()
+    def load_file_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Take this layer's tensors from an adapter file ({name in file_tensors: tensor}); a method
+        whose held weight depends on them (PiSSA's residual) overrides this."""
+        for name, value in tensors.items():
+            getattr(self, name).copy_(value)
 
     # --- shared -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:

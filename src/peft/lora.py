@@ -106,6 +106,13 @@ class LoraLinear(AdapterLinear):
         start = self.init_lora_B.to(dt) @ self.init_lora_A.to(dt)        # as stored, so ΔW(start) is exactly 0
         self.weight.copy_((original - self.scale * start).to(self.weight.dtype))
 
+    @torch.no_grad()
+    def load_file_tensors(self, tensors) -> None:
+        """PiSSA's file holds its start (init_lora_A/B): the held weight becomes the residual first."""
+        if self.init == "pissa":
+            self.set_pissa_start(tensors["init_lora_A"], tensors["init_lora_B"])
+        super().load_file_tensors(tensors)
+
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.lora_A.to(x.dtype), self.lora_B.to(x.dtype)
         return F.linear(x, self.weight) + self.scale * F.linear(F.linear(self.dropout(x), a), b)   # (..., out)

@@ -136,22 +136,22 @@ def plot_losses(rows: list[dict], path: Path) -> None:
 
 class Checkpointing(L.Callback):
     """Writes checkpoint-NNNNNN/: the module's weights (its `write_weights(directory, step)`, called on
-    every rank) and trainer_state/ (DeepSpeed's shards, the optimizer, the data position)."""
+    every rank) and trainer_state/ (DeepSpeed's shards, the optimizer, the data position). Whether
+    any rank was asked to stop comes from the module (`stop_agreed`), which learns it in the same
+    reduction as the step's loss."""
 
-    def __init__(self, proj_dir: Path, save_every: int, total_steps: int, keep_trainer_states: int,
-                 stop: StopRequest):
+    def __init__(self, proj_dir: Path, save_every: int, total_steps: int, keep_trainer_states: int):
         self.proj_dir = Path(proj_dir)
         self.save_every = save_every
         self.total_steps = total_steps
         self.keep = keep_trainer_states
-        self.stop = stop
         self.last_saved = -1
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if (batch_idx + 1) % trainer.accumulate_grad_batches:
             return
         step = trainer.global_step
-        stop = trainer.strategy.reduce_boolean_decision(self.stop.requested, all=False)
+        stop = pl_module.stop_agreed
         if step % self.save_every == 0 or step >= self.total_steps or stop:
             self.save(trainer, pl_module, step)
         if stop:

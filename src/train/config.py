@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.dataset import DATA_TYPES
 from ..peft.config import PeftConfig
 from ..peft.registry import METHODS
+from ..wkv6 import BACKENDS as WKV_BACKENDS
 from ..utils.options import add_flags, convert, dataclass_from_dict, flag_name, format_value, option
 
 STRATEGIES = ("deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_2_offload",
@@ -34,8 +36,6 @@ PRECISIONS = ("bf16", "fp32", "tf32")
 ACCELERATORS = ("auto", "cpu", "gpu")
 LR_SCHEDULES = ("cos", "exp", "constant")
 LOGGERS = ("csv", "tensorboard", "wandb")
-DATA_TYPES = ("binidx", "pad", "sft")
-WKV_BACKENDS = ("auto", "naive", "chunked", "cuda")
 PEFT_CHOICES = (*METHODS, "none")
 DEFAULT_PEFT = PeftConfig(method="bone", r=64)
 DEFAULT_WARMUP = 10
@@ -44,7 +44,8 @@ DEFAULT_WARMUP = 10
 PEFT_FLAGS = {flag_name(f): f.name for f in dataclasses.fields(PeftConfig) if flag_name(f)}
 # The short names of scripts/train_*.sh, also accepted as config-file keys.
 ALIASES = {"rank": "peft_r", "data": "data_file", "lr": "lr_init"}
-SHORT_FORMS = ("steps", "gpus")
+# --steps and --gpus, parsed as the fields they set
+SHORT_FORM_FIELDS = {"steps": "epoch_steps", "gpus": "devices"}
 
 
 @dataclass
@@ -112,6 +113,10 @@ class TrainConfig:
     # what was derived, and how (filled by config_from_values; not a flag)
     derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.peft is not None and self.peft.seed != self.seed:
+            self.peft = self.peft.replace(seed=self.seed)          # --seed seeds the adapters too
+
     @property
     def resolved_accelerator(self) -> str:
         """"cpu" or "gpu": --accelerator, with "auto" meaning a GPU when one is visible."""
@@ -129,6 +134,7 @@ class TrainConfig:
         return self.epoch_steps * self.epoch_save
 
     def peft_config(self) -> PeftConfig | None:
+        """The adapters (the same as `.peft`; None for full fine-tuning)."""
         return self.peft
 
     def to_flags(self) -> dict[str, Any]:
@@ -153,12 +159,8 @@ class TrainConfig:
 
 # ------------------------------------------------------------------ reading flags and files
 
-def _field(name: str) -> dataclasses.Field:
-    return {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
-
-
 TRAIN_FLAGS = {flag_name(f): f.name for f in dataclasses.fields(TrainConfig) if flag_name(f) and f.init}
-KNOWN_KEYS = set(TRAIN_FLAGS) | set(PEFT_FLAGS) | set(SHORT_FORMS)
+KNOWN_KEYS = set(TRAIN_FLAGS) | set(PEFT_FLAGS) | set(SHORT_FORM_FIELDS)
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -232,44 +234,62 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return config_from_values(values, given)
 
 
-def _short_forms(values: dict[str, Any], file_values: dict[str, Any], flags: dict[str, Any]) -> None:
-    """--gpus N (0: the CPU) and --steps N (= epoch_steps x epoch_count), in place."""
-    steps = values.pop("steps", None)
-    gpus = values.pop("gpus", None)
-    if gpus is not None:
-        gpus = convert(TrainConfig, "devices", gpus, flag="gpus")
+def convert_value(flag: str, value: Any) -> Any:
+    """One flag's value parsed by its field's type (TrainConfig's fields, PeftConfig's flags, the short forms)."""
+    if flag in PEFT_FLAGS and flag != "peft":
+        return convert(PeftConfig, PEFT_FLAGS[flag], value, flag=flag)
+    return convert(TrainConfig, SHORT_FORM_FIELDS.get(flag, TRAIN_FLAGS.get(flag, flag)), value, flag=flag)
+
+
+def _layer(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """One layer of settings (the defaults file, a --config file, the command line) in flag names:
+    aliases resolved, --gpus N made --accelerator / --devices, --model X.pth made --load_model.
+    Done per layer, so that a later layer's explicit flags win over an earlier layer's short forms."""
+    out = {ALIASES.get(k, k): v for k, v in values.items()}
+    unknown = sorted(set(out) - KNOWN_KEYS)
+    if unknown:
+        raise ValueError(f"{source}: unknown setting(s) {unknown}")
+    if "gpus" in out:
+        gpus = convert_value("gpus", out.pop("gpus"))
         if gpus < 0:
             raise ValueError(f"--gpus must be 0 (the CPU) or a number of GPUs, got {gpus}")
-        values["accelerator"] = "cpu" if gpus == 0 else "gpu"
+        out.setdefault("accelerator", "cpu" if gpus == 0 else "gpu")
         if gpus:
-            values["devices"] = gpus
-    if steps is not None:
-        steps = convert(TrainConfig, "epoch_steps", steps, flag="steps")
-        if steps <= 0:
-            raise ValueError(f"--steps must be positive, got {steps}")
-        count = convert(TrainConfig, "epoch_count", values.get("epoch_count", 1))
-        steps_from = flags if "steps" in flags else file_values
-        if "epoch_steps" in steps_from:
-            if convert(TrainConfig, "epoch_steps", steps_from["epoch_steps"]) * count != steps:
-                raise ValueError(f"--steps {steps} disagrees with --epoch_steps {steps_from['epoch_steps']} x "
-                                 f"--epoch_count {count}")
-        elif "epoch_steps" not in flags:                    # --steps on the command line beats a file's epoch_steps
-            if count <= 0:
-                raise ValueError(f"--epoch_count must be positive, got {count}")
-            values["epoch_steps"] = math.ceil(steps / count)
-    if str(values.get("model", "")).endswith(".pth"):      # --model MODEL.pth means --load_model
-        values["load_model"] = values.pop("model")
+            out.setdefault("devices", gpus)
+    if str(out.get("model", "")).endswith(".pth"):          # --model MODEL.pth means --load_model
+        out.setdefault("load_model", out.pop("model"))
+    return out
 
 
-def _peft_from(values: dict[str, Any], seed: int) -> PeftConfig | None:
+def _steps(values: dict[str, Any], file_values: dict[str, Any], flags: dict[str, Any]) -> None:
+    """--steps N (= epoch_steps x epoch_count), in place: it sets epoch_steps unless a later layer
+    gives epoch_steps; given in the same layer as epoch_steps, the two must agree."""
+    if "steps" not in values:
+        return
+    steps = convert_value("steps", values.pop("steps"))
+    if steps <= 0:
+        raise ValueError(f"--steps must be positive, got {steps}")
+    count = convert_value("epoch_count", values.get("epoch_count", 1))
+    steps_from = flags if "steps" in flags else file_values
+    if "epoch_steps" in steps_from:
+        if convert_value("epoch_steps", steps_from["epoch_steps"]) * count != steps:
+            raise ValueError(f"--steps {steps} disagrees with --epoch_steps {steps_from['epoch_steps']} x "
+                             f"--epoch_count {count}")
+    elif "epoch_steps" not in flags:                        # --steps on the command line beats a file's epoch_steps
+        if count <= 0:
+            raise ValueError(f"--epoch_count must be positive, got {count}")
+        values["epoch_steps"] = math.ceil(steps / count)
+
+
+def _peft_from(values: dict[str, Any]) -> PeftConfig | None:
     method = str(values.get("peft", DEFAULT_PEFT.method))
     if method not in PEFT_CHOICES:
         raise ValueError(f"--peft {method!r} is not one of {', '.join(PEFT_CHOICES)}")
     if method == "none":
         return None
-    fields = {name: convert(PeftConfig, name, values[flag], flag=flag)
-              for flag, name in PEFT_FLAGS.items() if flag in values and flag != "peft"}
-    return DEFAULT_PEFT.replace(method=method, seed=seed, **fields)
+    fields = {name: convert_value(flag, values[flag]) for flag, name in PEFT_FLAGS.items()
+              if flag in values and flag != "peft"}
+    return DEFAULT_PEFT.replace(method=method, **fields)
 
 
 def derive(cfg: TrainConfig) -> dict[str, str]:
@@ -285,25 +305,19 @@ def derive(cfg: TrainConfig) -> dict[str, str]:
     if cfg.precision is None:
         on_gpu = cfg.resolved_accelerator == "gpu"
         cfg.precision = "bf16" if on_gpu else "fp32"
-        derived["precision"] = "a GPU: bf16" if on_gpu else "no GPU: fp32 (bf16 is slow on a CPU; --precision bf16 " \
-                                                            "insists)"
+        derived["precision"] = "a GPU" if on_gpu else "no GPU: bf16 is slow on a CPU; --precision bf16 insists"
     return derived
 
 
 def config_from_values(file_values: dict[str, Any], flags: dict[str, Any] | None = None) -> TrainConfig:
     """file_values: from --config files (or a dict); flags: from the command line, which win.
     Keys are flag names: TrainConfig's fields, PeftConfig's flags, the short forms."""
-    flags = dict(flags or {})
-    values = {ALIASES.get(k, k): v for k, v in {**file_values, **flags}.items()}
-    unknown = sorted(set(values) - KNOWN_KEYS)
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}")
-    _short_forms(values, file_values, flags)
-    train = {name: convert(TrainConfig, name, values[flag], flag=flag)
-             for flag, name in TRAIN_FLAGS.items() if flag in values}
-    seed = train.get("seed", _field("seed").default)
-    cfg = dataclass_from_dict(TrainConfig, {**train, "peft": _peft_from(values, seed)},
-                              source="training configuration")
+    file_values = _layer(file_values, "configuration file")
+    flags = _layer(flags or {}, "command line")
+    values = {**file_values, **flags}
+    _steps(values, file_values, flags)
+    train = {name: convert_value(flag, values[flag]) for flag, name in TRAIN_FLAGS.items() if flag in values}
+    cfg = dataclass_from_dict(TrainConfig, {**train, "peft": _peft_from(values)}, source="training configuration")
     cfg.derived = derive(cfg)
     return cfg
 

@@ -1,8 +1,8 @@
 """RWKVTrainingModule: an RWKV model with its adapters as a LightningModule.
 
 Per micro-batch: the forward and the loss (loss.py), nothing read back to the host. Once
-per optimizer step: the window's mean loss, averaged over ranks, is read (one host sync)
-and checked for finiteness before the optimizer steps. Optimizer: AdamW (DeepSpeedCPUAdam
+per optimizer step, in one reduction over ranks and one host sync: the window's mean loss,
+checked for finiteness before the optimizer steps, and whether any rank was asked to stop. Optimizer: AdamW (DeepSpeedCPUAdam
 when DeepSpeed offloads it), weight decay on the adapter matrices only; schedule: schedule.py.
 The module also writes the weights of a checkpoint (`write_weights`).
 """
@@ -18,6 +18,7 @@ import torch
 from ..data import BinIdx, TokenDataset
 from ..model import save_rwkv6
 from ..peft import adapter_layers, save_adapter
+from .callbacks import StopRequest
 from .config import TrainConfig
 from .loss import L2Wrap, masked_cross_entropy
 from .schedule import lr_at
@@ -28,13 +29,15 @@ class NonFiniteLoss(RuntimeError):
 
 
 class RWKVTrainingModule(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, data: BinIdx):
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, data: BinIdx, stop: StopRequest | None = None):
         super().__init__()
         self.model = model
         self.cfg = cfg
         self.data = data
+        self.stop = stop
         self.step_loss = float("nan")          # the mean loss of the last optimizer step (all micro-batches, ranks)
         self.lr_used = float("nan")            # the learning rate of that step
+        self.stop_agreed = False               # some rank was asked to stop (Ctrl-C, SIGTERM) by that step
         self._window_sum: torch.Tensor | None = None
         self._window_count = 0
         # DeepSpeed checkpoints leave out the frozen base; the adapters are checked strictly by load_adapter
@@ -55,10 +58,13 @@ class RWKVTrainingModule(L.LightningModule):
         return L2Wrap.apply(loss, logits) if self.cfg.l2wrap else loss
 
     def _close_window(self) -> None:
-        """The optimizer step's loss: mean over its micro-batches and over ranks, read once."""
-        mean = self.trainer.strategy.reduce(self._window_sum / self._window_count, reduce_op="mean")
-        value = float(mean)                                     # the step's one host sync
+        """The optimizer step's loss (mean over its micro-batches and over ranks) and the stop flag, read once."""
+        loss = (self._window_sum / self._window_count).float()
+        stop = torch.full_like(loss, float(self.stop is not None and self.stop.requested))
+        stats = self.trainer.strategy.reduce(torch.stack([loss, stop]), reduce_op="mean")
+        value, stop_share = stats.tolist()                      # the step's one host sync
         self._window_sum, self._window_count = None, 0
+        self.stop_agreed = stop_share > 0
         if not math.isfinite(value):
             raise NonFiniteLoss(f"the loss became {value} at step {self.trainer.global_step + 1} "
                                 f"(on this or another rank)")

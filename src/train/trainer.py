@@ -153,13 +153,13 @@ def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
     accelerator = cfg.resolved_accelerator
 
     model = build_model(cfg, model_config, resume_from, is_rank_zero)
-    module = RWKVTrainingModule(model, cfg, BinIdx(cfg.data_file))
+    stop = StopRequest()
+    module = RWKVTrainingModule(model, cfg, BinIdx(cfg.data_file), stop)
     world = cfg.devices * cfg.num_nodes
     tokens_per_step = cfg.micro_bsz * cfg.ctx_len * cfg.accumulate_grad_batches * world
     resume_step = checkpoint_step(resume_from) if resume_from else 0
-    stop = StopRequest()
     training_log = TrainingLog(proj_dir, tokens_per_step, resume_step=resume_step)
-    callbacks = [training_log, Checkpointing(proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states, stop)]
+    callbacks = [training_log, Checkpointing(proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states)]
     if cfg.progress_bar:
         callbacks.append(ProgressBar())
     callbacks.extend(extra_callbacks)

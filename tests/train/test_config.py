@@ -47,6 +47,22 @@ def test_short_forms():
     assert parse_args(["--peft", "lora", "--lora_alpha", "none"]).peft.alpha is None
 
 
+def test_later_layers_win_over_earlier_short_forms(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"gpus": 0, "model": "base.pth", "steps": 40}))
+    cfg = parse_args(["--config", str(f), "--accelerator", "auto", "--load_model", "other.pth", "--epoch_steps", "7"])
+    assert (cfg.accelerator, cfg.load_model, cfg.epoch_steps) == ("auto", "other.pth", 7)
+    cfg = parse_args(["--config", str(f)])
+    assert (cfg.accelerator, cfg.load_model, cfg.epoch_steps) == ("cpu", "base.pth", 40)
+
+
+def test_the_seed_is_one_value():
+    cfg = TrainConfig(seed=7)
+    assert cfg.peft.seed == 7
+    assert dataclasses.replace(cfg, seed=9).peft.seed == 9
+    assert TrainConfig(seed=3, peft=PeftConfig("lora", 8, seed=1)).peft == PeftConfig("lora", 8, seed=3)
+
+
 def test_derived_values_follow_one_rule_wherever_the_others_come_from(tmp_path):
     f = tmp_path / "c.json"
     f.write_text(json.dumps({"lr_init": 4e-4, "epoch_steps": 1000}))

@@ -178,6 +178,25 @@ def test_checkpoints_hold_the_fp32_master_weights(tiny_fp32_checkpoint, sample_d
     assert not torch.equal(ln, ln.to(torch.bfloat16).float()), "the saved values are bf16-rounded"
 
 
+def test_zero3_checkpoints_gather_partitioned_adapters(tiny_fp32_checkpoint, sample_data, tmp_path, monkeypatch):
+    """Under ZeRO-3, a parameter above DeepSpeed's persistence threshold (100k elements: Bone r=64 on 3B)
+    is partitioned and its module holds an empty tensor. With the threshold at 0 every adapter is."""
+    make = trainer_py.make_strategy
+
+    def every_parameter_partitioned(*args):
+        strategy = make(*args)
+        strategy.config["zero_optimization"]["stage3_param_persistence_threshold"] = 0
+        return strategy
+
+    monkeypatch.setattr(trainer_py, "make_strategy", every_parameter_partitioned)
+    values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "run", strategy="deepspeed_stage_3", epoch_steps=2,
+                   warmup_steps=0)
+    run(config_from_values({}, values))
+    adapter = read_adapter(tmp_path / "run" / "checkpoint-000002")
+    assert {tuple(t.shape) for t in adapter.tensors.values()} == {(16, 128), (16, 448)}
+    assert all(t.abs().max() > 0 for t in adapter.tensors.values())      # trained, not the zero init
+
+
 def test_random_init_is_saved_as_base_and_merges(sample_data, tmp_path):
     from src.peft.merge import main as merge_main
     proj = tmp_path / "run"
