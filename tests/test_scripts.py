@@ -52,7 +52,7 @@ def test_a_bad_flag_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_each_script_reads_its_preset(method, sample_data):
+def test_each_script_reads_its_preset(method, sample_data, tmp_path):
     """train_<method>.sh = train.py with configs/train/<method>.json (the defaults the README documents:
     ctx_len 1024, micro_bsz 4, ZeRO-1, gradient checkpointing, bf16 on a GPU), then the user's flags."""
     text = (REPO / "scripts" / f"train_{method}.sh").read_text()
@@ -65,7 +65,14 @@ def test_each_script_reads_its_preset(method, sample_data):
     assert on_gpu.lr_schedule == ("cos" if method == "lora" else "constant")
     assert on_gpu.lr_final == pytest.approx(on_gpu.lr_init / 10) and on_gpu.warmup_steps == 10   # derived
     cpu = parse_args([*preset, "--model", "tiny", "--data", str(sample_data), "--gpus", "0", "--steps", "5",
-                      "--lr", "1e-3"])
+                      "--lr", "1e-3", "--proj_dir", str(tmp_path / "run")])
     assert (cpu.precision, cpu.total_steps, cpu.warmup_steps, cpu.lr_final) == ("fp32", 5, 0, pytest.approx(1e-4))
     validate(cpu)
     preflight(cpu)
+
+
+def test_a_users_file_with_only_lr_init_derives_lr_final(tmp_path):
+    """The lr_final of a run started with train_lora.sh --config mine.json follows mine.json's lr_init."""
+    (tmp_path / "mine.json").write_text('{"lr_init": 4e-4}')
+    cfg = parse_args(["--config", str(REPO / "configs" / "train" / "lora.json"), "--config", str(tmp_path / "mine.json")])
+    assert (cfg.lr_init, cfg.lr_final, cfg.lr_schedule) == (4e-4, pytest.approx(4e-5), "cos")

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from ..utils.atomic import new_temporary_file, writing
 
 MAGIC = b"MMIDIDX\x00\x00"
 DTYPES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 6: np.float64, 7: np.double, 8: np.uint16}
@@ -37,8 +38,10 @@ class BinIdx:
                 raise FileNotFoundError(f"binidx data {self.prefix}: {p} does not exist")
         with open(idx_path, "rb") as f:
             header = f.read(9 + 8 + 1 + 8 + 8)
-        if len(header) < 34 or header[:9] != MAGIC:
+        if header[:len(MAGIC)] != MAGIC[:len(header)] or len(header) == 0:
             raise ValueError(f"{idx_path} is not an MMIDIDX index (bad magic bytes)")
+        if len(header) < 34:
+            raise ValueError(f"{idx_path} has {len(header)} bytes, fewer than its 34-byte header: the file is truncated")
         (version,) = struct.unpack("<Q", header[9:17])
         (code,) = struct.unpack("<B", header[17:18])
         n_items, n_doc_idx = struct.unpack("<QQ", header[18:34])
@@ -55,12 +58,21 @@ class BinIdx:
         self.sizes = np.frombuffer(index, dtype=np.int32, count=n_items, offset=34)
         self.pointers = np.frombuffer(index, dtype=np.int64, count=n_items, offset=34 + n_items * 4)
         self.doc_idx = np.frombuffer(index, dtype=np.int64, count=n_doc_idx, offset=34 + n_items * 12)
+        if np.any(self.sizes < 0):
+            i = int(np.argmax(self.sizes < 0))
+            raise ValueError(f"{idx_path}: item {i} has the negative size {int(self.sizes[i])}: the index is corrupt")
         n_tokens = int(self.sizes.astype(np.int64).sum())
         if bin_path.stat().st_size != n_tokens * self.dtype.itemsize:
             raise ValueError(f"{bin_path} has {bin_path.stat().st_size} bytes but {idx_path} describes "
                              f"{n_tokens} tokens of {self.dtype.itemsize} bytes: .bin and .idx disagree")
         if n_doc_idx < 1 or self.doc_idx[0] != 0 or self.doc_idx[-1] != n_items or np.any(np.diff(self.doc_idx) < 0):
             raise ValueError(f"{idx_path}: its document index is not a non-decreasing list from 0 to {n_items}")
+        ends = self.pointers + self.sizes.astype(np.int64) * self.dtype.itemsize
+        bad = (self.pointers < 0) | (self.pointers % self.dtype.itemsize != 0) | (ends > bin_path.stat().st_size)
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            raise ValueError(f"{idx_path}: item {i} points at byte {int(self.pointers[i])} for {int(self.sizes[i])} "
+                             f"tokens, outside {bin_path} ({bin_path.stat().st_size} bytes): the index is corrupt")
         self.tokens = np.memmap(bin_path, mode="r", dtype=self.dtype) if n_tokens else np.zeros(0, self.dtype)
 
     @property
@@ -96,14 +108,14 @@ class BinIdxWriter:
         self.prefix = str(prefix)
         self.dtype = np.dtype(dtype)
         directory = Path(self.prefix).parent
-        directory.mkdir(parents=True, exist_ok=True)
         name = Path(self.prefix).name
-        self._tmp = {}
-        for ext in (".bin", ".idx"):
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}{ext}.", suffix=".tmp", dir=directory)
-            os.close(fd)
-            self._tmp[ext] = Path(tmp)
-        self._bin = open(self._tmp[".bin"], "wb")
+        self._tmp: dict[str, Path] = {}
+        self._bin = None
+        with writing(self.prefix + ".bin"):
+            directory.mkdir(parents=True, exist_ok=True)
+            for ext in (".bin", ".idx"):
+                self._tmp[ext] = new_temporary_file(directory, f".{name}{ext}.")
+            self._bin = open(self._tmp[".bin"], "wb")
         self.sizes: list[int] = []
         self.doc_idx: list[int] = [0]
 
@@ -114,11 +126,16 @@ class BinIdxWriter:
             if array.size and (array.min() < 0 or array.max() > np.iinfo(self.dtype).max):
                 raise ValueError(f"token ids must fit {self.dtype} (0..{np.iinfo(self.dtype).max}), "
                                  f"got {array.min()}..{array.max()}")
-            self._bin.write(array.astype(self.dtype).tobytes(order="C"))
+            with writing(self.prefix + ".bin"):
+                self._bin.write(array.astype(self.dtype).tobytes(order="C"))
             self.sizes.append(int(array.size))
         self.doc_idx.append(len(self.sizes))
 
     def close(self) -> None:
+        with writing(self.prefix + ".bin"):
+            self._close()
+
+    def _close(self) -> None:
         self._bin.flush()
         os.fsync(self._bin.fileno())
         self._bin.close()
@@ -136,7 +153,8 @@ class BinIdxWriter:
         os.replace(self._tmp[".idx"], self.prefix + ".idx")
 
     def abort(self) -> None:
-        self._bin.close()
+        if self._bin is not None:
+            self._bin.close()
         for tmp in self._tmp.values():
             tmp.unlink(missing_ok=True)
 

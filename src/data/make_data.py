@@ -1,6 +1,6 @@
 """jsonl -> binidx, tokenised with the RWKV World tokenizer.
 
-    bash scripts/make_data.sh INPUT.jsonl OUT_PREFIX      # writes OUT_PREFIX.bin / OUT_PREFIX.idx
+    bash scripts/make_data.sh INPUT.jsonl OUT_PREFIX [--overwrite]     # writes OUT_PREFIX.bin / .idx
 
 Each non-empty line is one document, either {"text": ...} (written as one item, then the
 end-of-document token 0, as RWKV-LM's make_data.py does) or {"prompt": ..., "response":
@@ -19,9 +19,12 @@ import time
 from pathlib import Path
 
 from .tokenizer import WorldTokenizer
+from ..utils.atomic import check_output
+from ..utils.cli import run_command
 from .binidx import BinIdxWriter
 
 END_OF_DOCUMENT = 0
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def parse_line(path: Path, number: int, line: str) -> tuple[str, dict]:
@@ -42,16 +45,24 @@ def parse_line(path: Path, number: int, line: str) -> tuple[str, dict]:
     return kind, record
 
 
-def make_data(input_path: str | Path, out_prefix: str | Path, tokenizer: WorldTokenizer | None = None) -> dict:
-    """Convert; returns counts. Raises ValueError / FileNotFoundError with file and line."""
+def make_data(input_path: str | Path, out_prefix: str | Path, tokenizer: WorldTokenizer | None = None,
+              overwrite: bool = False) -> dict:
+    """Convert; returns counts. Raises ValueError / FileNotFoundError with file and line, and refuses
+    to replace an existing data set unless `overwrite`."""
     input_path = Path(input_path)
+    if input_path.is_dir():
+        raise ValueError(f"{input_path} is a directory, not a .jsonl file")
     if not input_path.is_file():
         raise FileNotFoundError(f"{input_path} does not exist")
+    for ext in (".bin", ".idx"):
+        check_output(f"{out_prefix}{ext}", "OUT_PREFIX", inputs=(input_path,), overwrite=overwrite)
     tokenizer = tokenizer or WorldTokenizer()
     kind = None
     documents = tokens = 0
     with BinIdxWriter(out_prefix) as writer, open(input_path, "rb") as f:
         for number, raw in enumerate(f, start=1):
+            if number == 1 and raw.startswith(UTF8_BOM):                 # a byte-order mark some editors write
+                raw = raw[len(UTF8_BOM):]
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -80,17 +91,18 @@ def main(argv: list[str] | None = None, tokenizer: WorldTokenizer | None = None)
     p = argparse.ArgumentParser(prog="make_data.sh", description=__doc__.split("\n\n")[0])
     p.add_argument("input", help="a .jsonl file: {\"text\": ...} or {\"prompt\": ..., \"response\": ...} per line")
     p.add_argument("out_prefix", help="writes OUT_PREFIX.bin and OUT_PREFIX.idx")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing OUT_PREFIX.bin / .idx (default: refuse)")
     args = p.parse_args(argv)
     start = time.time()
-    try:
-        stats = make_data(args.input, args.out_prefix, tokenizer=tokenizer)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"make_data: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.out_prefix}.bin/.idx: {stats['documents']} {stats['kind']} documents, "
-          f"{stats['tokens']:,} tokens, in {time.time() - start:.1f}s"
-          + (" (train it with --data_type sft)" if stats["kind"] == "sft" else ""))
-    return 0
+
+    def body() -> None:
+        stats = make_data(args.input, args.out_prefix, tokenizer=tokenizer, overwrite=args.overwrite)
+        print(f"wrote {args.out_prefix}.bin/.idx: {stats['documents']} {stats['kind']} documents, "
+              f"{stats['tokens']:,} tokens, in {time.time() - start:.1f}s"
+              + (" (train it with --data_type sft)" if stats["kind"] == "sft" else ""))
+
+    return run_command("make_data", body, interrupted="nothing was written (the data set appears whole or not at all)")
 
 
 if __name__ == "__main__":

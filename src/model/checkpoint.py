@@ -60,8 +60,11 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise ValueError(f"cannot read checkpoint {path}: {e.__class__.__name__}: {e} "
-                             f"(mmap attempt: {mmap_error})") from None
+            if "central directory" in str(mmap_error) or "central directory" in str(e):
+                raise ValueError(f"cannot read checkpoint {path} ({path.stat().st_size} bytes): it is truncated or "
+                                 f"damaged (its zip directory, written last, is missing)") from None
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise ValueError(f"cannot read checkpoint {path}: {e.__class__.__name__}: {first}") from None
     if not isinstance(sd, dict):
         raise ValueError(f"checkpoint {path} holds a {type(sd).__name__}, expected a dict of tensors")
     return sd
@@ -74,17 +77,31 @@ def load_rwkv6(path: str | Path, dtype: torch.dtype = torch.float32, device: str
     strict: a missing, unexpected or wrongly shaped key is an error naming the key.
     `runtime` sets grad_cp / wkv_backend / wkv_chunk_size."""
     sd = read_checkpoint(path)
-    if config is None:
+    inferred = config is None
+    if inferred:
         config = RWKV6Config.from_state_dict(sd, source=str(path), **runtime)
     elif runtime:
         config = config.replace(**runtime)
     with torch.device("meta"):
         model = RWKV6(config)
-    check_state_dict(parameter_shapes(config), sd, source=str(path))
+    try:
+        check_state_dict(parameter_shapes(config), sd, source=str(path))
+    except ValueError as e:
+        if not inferred:
+            raise
+        # the expected shapes came from a few tensors of the file: name them, one of them may be the damaged one
+        raise ValueError(f"{e} (the sizes were read from the file: {size_sources(sd)})") from None
     for key in list(sd):   # one tensor at a time: peak RAM is the model plus one tensor
         sd[key] = sd[key].to(device=device, dtype=dtype)
     model.load_state_dict(sd, strict=True, assign=True)
     return model.eval()
+
+
+def size_sources(sd: Mapping[str, torch.Tensor]) -> str:
+    """Which tensors RWKV6Config.from_state_dict reads each size from, with their shapes."""
+    sources = (("vocab_size, n_embd", "emb.weight"), ("dim_att", "blocks.0.att.key.weight"),
+               ("dim_ffn", "blocks.0.ffn.key.weight"), ("heads, head_size", "blocks.0.att.time_faaaa"))
+    return "; ".join(f"{sizes} from {key} {_describe(sd[key].shape)}" for sizes, key in sources if key in sd)
 
 
 def rwkv6_state_dict(model_or_state: RWKV6 | Mapping[str, torch.Tensor],

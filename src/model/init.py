@@ -29,6 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ..utils.atomic import check_output
+from ..utils.cli import run_command
 from .checkpoint import parameter_shapes, save_rwkv6
 from .config import RWKV6Config, preset_names, resolve_config
 from .rwkv6 import RWKV6
@@ -140,23 +142,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nonzero", action="store_true",
                    help="also randomise the tensors RWKV-LM initialises to zero, so that every path of the "
                         "network carries signal (for tests and demos; default: off)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (default: refuse)")
     args = p.parse_args(argv)
-    try:
-        config = resolve_config(args.config)
-    except (ValueError, FileNotFoundError) as e:
-        p.error(str(e))
     out = Path(args.out)
-    if out.exists():
-        p.error(f"{out} already exists; refusing to overwrite it (choose another --out)")
-    n_params = sum(math.prod(s) for s in parameter_shapes(config).values())
-    print(f"initialising RWKV6 {config.n_layer} x {config.n_embd} ({n_params / 1e9:.3f}B parameters, "
-          f"{args.dtype}, seed {args.seed}) ...", file=sys.stderr)
-    start = time.time()
-    sd = init_rwkv6_state_dict(config, seed=args.seed, dtype=DTYPES[args.dtype], nonzero=args.nonzero,
-                               progress=True)
-    save_rwkv6(sd, out, dtype=None)
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB) in {time.time() - start:.1f}s", file=sys.stderr)
-    return 0
+
+    def body() -> None:
+        config = resolve_config(args.config)
+        check_output(out, "--out", inputs=(args.config,) if Path(args.config).is_file() else (),
+                     overwrite=args.overwrite)
+        n_params = sum(math.prod(s) for s in parameter_shapes(config).values())
+        print(f"initialising RWKV6 {config.n_layer} x {config.n_embd} ({n_params / 1e9:.3f}B parameters, "
+              f"{args.dtype}, seed {args.seed}) ...", file=sys.stderr)
+        start = time.time()
+        sd = init_rwkv6_state_dict(config, seed=args.seed, dtype=DTYPES[args.dtype], nonzero=args.nonzero,
+                                   progress=True)
+        save_rwkv6(sd, out, dtype=None)
+        print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB) in {time.time() - start:.1f}s", file=sys.stderr)
+
+    return run_command("python -m src.init_model", body)
 
 
 if __name__ == "__main__":

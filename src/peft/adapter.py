@@ -19,6 +19,7 @@ class Adapter:
     step: int | None
     source: Path
     origin: str                             # "rwkv6-peft" (ours) or "RWKV-PEFT"
+    files: tuple[Path, ...] = ()            # the files it was read from (a command never writes over them)
 
     def layer_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
         """{module name: {adapter tensor name: tensor}} for the adapter tensors."""

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -26,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from ..model.checkpoint import check_state_dict
-from ..utils.atomic import atomic_torch_save, atomic_write_text
+from ..utils.atomic import atomic_torch_save, atomic_write_text, new_temporary_directory, writing
 from .adapter import Adapter
 from .apply import adapter_layers, adapter_state_dict, apply_peft
 from .config import PeftConfig
@@ -34,6 +33,7 @@ from .rwkv_peft import read_rwkv_peft_adapter
 
 ADAPTER_FILE = "adapter.pth"
 CONFIG_FILE = "adapter_config.json"
+FULL_MODEL_FILE = "model.pth"                        # what a checkpoint of full fine-tuning holds instead
 FORMAT = "rwkv6-peft-adapter"
 VERSION = 1
 
@@ -85,11 +85,13 @@ def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | P
     if directory.exists():
         write(directory)
     else:                                   # a new directory appears whole, or not at all
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        with writing(directory):
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            tmp = new_temporary_directory(directory.parent, f".{directory.name}.")
         try:
             write(tmp)
-            os.replace(tmp, directory)
+            with writing(directory):
+                os.replace(tmp, directory)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return directory
@@ -119,12 +121,14 @@ def read_adapter(directory: str | Path) -> Adapter:
         tensors = torch.load(tensor_path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(f"cannot read adapter {tensor_path}: {e}") from None
-    return Adapter(config, tensors, meta.get("base_model"), meta.get("step"), directory, "rwkv6-peft")
+    return Adapter(config, tensors, meta.get("base_model"), meta.get("step"), directory, "rwkv6-peft",
+                   files=(tensor_path, config_path))
 
 
 def find_adapter(path: str | Path) -> Path:
     """A user's adapter path -> the adapter to use. A directory of ours is itself; a directory of
-    checkpoints means the newest (highest step, then newest file); a .pth is an RWKV-PEFT file;
+    checkpoints means the newest (the highest recorded step, then the newest file; hidden directories,
+    such as a trainer's .checkpoint-*.tmp staging, are never used); a .pth is an RWKV-PEFT file;
     an RWKV-PEFT proj_dir means its highest rwkv-N.pth."""
     path = Path(path)
     if path.is_file():
@@ -133,18 +137,24 @@ def find_adapter(path: str | Path) -> Path:
         raise FileNotFoundError(f"adapter {path} does not exist")
     if (path / CONFIG_FILE).is_file():
         return path
-    candidates = [d for d in path.iterdir() if d.is_dir() and (d / CONFIG_FILE).is_file()]
+    subdirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
+    candidates = [d for d in subdirs if (d / CONFIG_FILE).is_file()]
     if candidates:
         def order(d: Path):
             try:
                 step = json.loads((d / CONFIG_FILE).read_text()).get("step")
-            except (OSError, json.JSONDecodeError):
-                step = None
+            except (OSError, ValueError, AttributeError) as e:
+                raise ValueError(f"{d / CONFIG_FILE} cannot be read ({e}), so the newest adapter in {path} is unknown; "
+                                 f"give the adapter directory itself") from None
             return (step if isinstance(step, int) else -1, (d / CONFIG_FILE).stat().st_mtime)
         return max(candidates, key=order)
     numbered = [(int(m.group(1)), p) for p in path.glob("rwkv-*.pth") if (m := re.fullmatch(r"rwkv-(\d+)\.pth", p.name))]
     if numbered:
         return max(numbered)[1]
+    full = [d / FULL_MODEL_FILE for d in [path, *subdirs] if (d / FULL_MODEL_FILE).is_file()]
+    if full:
+        raise FileNotFoundError(f"no adapter in {path}: it holds a fully fine-tuned model ({full[-1]}), a plain RWKV "
+                                f"checkpoint already: use it as it is, no merge is needed")
     raise FileNotFoundError(f"no adapter in {path}: expected {CONFIG_FILE}, checkpoint subdirectories holding one, "
                             f"or RWKV-PEFT rwkv-N.pth files")
 

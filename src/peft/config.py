@@ -7,6 +7,7 @@ so train.py's adapter flags come from here: this class is their one source.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -46,8 +47,9 @@ class PeftConfig:
                        flag=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "targets", tuple(self.targets))
-        object.__setattr__(self, "train_parts", tuple(self.train_parts))
+        for group in ("targets", "train_parts"):           # a string is one pattern, not its characters
+            value = getattr(self, group)
+            object.__setattr__(self, group, (value,) if isinstance(value, str) else tuple(value))
 
         def bad(name: str, what: str) -> ValueError:
             return ValueError(f"PeftConfig.{name} {what} (flag --{flag_name(FIELDS[name])})")
@@ -56,8 +58,8 @@ class PeftConfig:
             raise bad("method", f"must be one of {tuple(ADAPTER_CLASSES)}, got {self.method!r}")
         if not isinstance(self.r, int) or isinstance(self.r, bool) or self.r <= 0:
             raise bad("r", f"must be a positive integer, got {self.r!r}")
-        if self.alpha is not None and not self.alpha > 0:
-            raise bad("alpha", f"must be positive, got {self.alpha!r}")
+        if self.alpha is not None and not (self.alpha > 0 and math.isfinite(self.alpha)):
+            raise bad("alpha", f"must be a positive finite number, got {self.alpha!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise bad("dropout", f"must be in [0, 1), got {self.dropout!r}")
         if self.bat_index not in ("out", "in"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ import torch
 import torch.nn as nn
 
 from ..model import RWKV6Config, check_state_dict, load_rwkv6, read_checkpoint, save_rwkv6
+from ..utils.atomic import check_output
+from ..utils.cli import run_command
 from .adapter import Adapter
 from .adapter_io import base_signature_difference, load_adapter, read_any_adapter
 from .apply import make_adapter
@@ -37,12 +38,10 @@ class MergeReport:
     seconds: float
 
 
-def check_output_path(base: Path, output: Path, overwrite: bool) -> None:
-    same = output.resolve() == base.resolve() or (output.exists() and os.path.samefile(output, base))
-    if same:
-        raise ValueError(f"refusing to write the merged model over the base model {base}; choose another --output")
-    if output.exists() and not overwrite:
-        raise ValueError(f"{output} already exists; pass --overwrite to replace it")
+def check_output_path(base: Path, output: Path, overwrite: bool, adapter: Adapter | None = None) -> None:
+    """Before any work: --output is not a directory, not the base, not a file of the adapter, and
+    not an existing file unless --overwrite."""
+    check_output(output, "--output", inputs=(base, *(adapter.files if adapter else ())), overwrite=overwrite)
 
 
 @torch.no_grad()
@@ -66,7 +65,7 @@ def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | 
     """Write base + adapter as a plain RWKV6 checkpoint (RWKV-LM key set)."""
     start = time.time()
     base_path, output_path = Path(base_path), Path(output_path)
-    check_output_path(base_path, output_path, overwrite)
+    check_output_path(base_path, output_path, overwrite, adapter)
     sd = read_checkpoint(base_path)
     base_config = RWKV6Config.from_state_dict(sd, source=str(base_path))
     diffs = base_signature_difference(base_config.shape_signature(), adapter.base_model)
@@ -152,29 +151,29 @@ def main(argv: list[str] | None = None) -> int:
     method = next((m for m in METHODS if getattr(args, m) is not None), None)
     source = getattr(args, method) if method else args.adapter
     base = Path(args.base)
-    try:
+
+    def body() -> int:
         if not base.is_file():
             raise FileNotFoundError(f"base model {base} does not exist")
         adapter = read_any_adapter(source, method, lora_alpha=args.lora_alpha, pissa_init=args.pissa_init)
         output = Path(args.output) if args.output else default_output(base, adapter)
         dtype = None if args.dtype == "auto" else DTYPES[args.dtype]
         report = merge_into_base(base, adapter, output, dtype=dtype, device=args.device, overwrite=args.overwrite)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"merge.py: error: {e}", file=sys.stderr)
-        return 2
-    size = output.stat().st_size / 2**30
-    options = ", ".join(f"{k}={v}" for k, v in adapter.config.options().items())
-    step = f", step {adapter.step}" if adapter.step is not None else ""
-    print(f"merged {report.layers} {adapter.config.method} layers ({options}{step}) and {report.extra_tensors} "
-          f"train_parts tensors from {adapter.source} ({adapter.origin}) into {output} "
-          f"({size:.2f} GiB) in {report.seconds:.1f}s")
-    if args.check:
-        diff, rel = check_merge(base, adapter, output, n_tokens=args.check_tokens, device=args.device)
-        print(f"check: {args.check_tokens} tokens, largest logit difference between base+adapter (fp32) and the "
-              f"merged model: {diff:.3e} ({rel:.2e} of the largest logit)")
-        if not math.isfinite(diff):
-            return 1
-    return 0
+        size = output.stat().st_size / 2**30
+        options = ", ".join(f"{k}={v}" for k, v in adapter.config.options().items())
+        step = f", step {adapter.step}" if adapter.step is not None else ""
+        print(f"merged {report.layers} {adapter.config.method} layers ({options}{step}) and {report.extra_tensors} "
+              f"train_parts tensors from {adapter.source} ({adapter.origin}) into {output} "
+              f"({size:.2f} GiB) in {report.seconds:.1f}s")
+        if args.check:
+            diff, rel = check_merge(base, adapter, output, n_tokens=args.check_tokens, device=args.device)
+            print(f"check: {args.check_tokens} tokens, largest logit difference between base+adapter (fp32) and the "
+                  f"merged model: {diff:.3e} ({rel:.2e} of the largest logit)")
+            if not math.isfinite(diff):
+                return 1
+        return 0
+
+    return run_command("merge.py", body, interrupted="nothing was written (the output appears whole or not at all)")
 
 
 if __name__ == "__main__":

@@ -76,4 +76,5 @@ def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | No
     config = PeftConfig(method=method, r=r, alpha=(float(r) if method == "pissa" else lora_alpha),
                         bat_index="in", targets=tuple(modules), train_parts=tuple(extras))
     step = int(m.group(1)) if (m := re.search(r"rwkv-(\d+)\.pth$", path.name)) else None
-    return Adapter(config, tensors, None, step, path, "RWKV-PEFT")
+    files = (path, Path(pissa_init)) if pissa_init is not None else (path,)
+    return Adapter(config, tensors, None, step, path, "RWKV-PEFT", files=files)

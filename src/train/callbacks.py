@@ -4,7 +4,9 @@ TrainingLog    per optimizer step: loss (mean over micro-batches and ranks), lr,
                on the progress bar and as a row of proj_dir/metrics.csv; loss.png at the end.
 Checkpointing  every `save_every` steps, at the end, and when asked to stop (Ctrl-C):
                the module's weights (RWKVTrainingModule.write_weights) + DeepSpeed's training
-               state, written whole or not at all.
+               state, written whole or not at all, and only when the weights give a finite loss
+               on the next step's data (so a resumed run can take that step).
+GradientCheck  at a run's first step: every trainable gradient exactly zero -> stop and say why.
 StopRequest    Ctrl-C / SIGTERM -> stop at the next step boundary, after a checkpoint.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import signal
 import time
@@ -20,8 +23,9 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
-from ..utils.atomic import atomic_save_png, atomic_write_text
-from .run_dir import TRAINER_STATE, checkpoint_name, checkpoints
+from ..utils.atomic import WriteError, atomic_save_png, atomic_write_text, writing
+from .loss import NonFiniteLoss, NothingToLearn
+from .run_dir import RUN_CONFIG, TRAINER_STATE, checkpoint_name, checkpoints
 
 METRICS_COLUMNS = ["step", "loss", "lr", "tokens_per_s", "tokens", "elapsed_s"]
 
@@ -93,7 +97,7 @@ class TrainingLog(L.Callback):
             row = {"step": step, "loss": f"{loss:.6f}", "lr": f"{lr:.6g}", "tokens_per_s": f"{tokens_per_s:.1f}",
                    "tokens": step * self.tokens_per_step, "elapsed_s": f"{now - self._run_start:.2f}"}
             self.rows.append(row)
-            with open(self.path, "a") as f:
+            with writing(self.path), open(self.path, "a") as f:
                 csv.DictWriter(f, fieldnames=METRICS_COLUMNS, lineterminator="\n").writerow(row)
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -160,13 +164,24 @@ class Checkpointing(L.Callback):
     def save(self, trainer, pl_module, step: int) -> None:
         if step == self.last_saved:
             return
+        if not pl_module.next_step_is_finite():
+            raise NonFiniteLoss(f"the weights after step {step} give a non-finite loss on the data of step {step + 1}, "
+                                f"so they were not saved")
         final = self.proj_dir / checkpoint_name(step)
         tmp = self.proj_dir / f".{final.name}.tmp"
         if trainer.is_global_zero and tmp.exists():
             shutil.rmtree(tmp)
         trainer.strategy.barrier()
-        trainer.save_checkpoint(tmp / TRAINER_STATE, weights_only=False)   # every rank: DeepSpeed writes its shards
-        pl_module.write_weights(tmp, step)                     # every rank (gathers), rank 0 writes
+        try:
+            with writing(final):
+                trainer.save_checkpoint(tmp / TRAINER_STATE, weights_only=False)   # every rank: DeepSpeed's shards
+                pl_module.write_weights(tmp, step)             # every rank (gathers), rank 0 writes
+                if trainer.is_global_zero:
+                    atomic_write_text(tmp / RUN_CONFIG, json.dumps(pl_module.cfg.to_dict(), indent=2) + "\n")
+        except WriteError:
+            if trainer.is_global_zero:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
         trainer.strategy.barrier()
         if trainer.is_global_zero:
             if final.exists():
@@ -177,3 +192,25 @@ class Checkpointing(L.Callback):
             print(f"saved {final}", flush=True)
         trainer.strategy.barrier()
         self.last_saved = step
+
+
+class GradientCheck(L.Callback):
+    """At the first optimizer step of a run (or of a resumed run): if DeepSpeed's global gradient norm
+    is exactly zero, no trainable parameter can change, however long the run; stop and say why."""
+
+    def __init__(self) -> None:
+        self.checked = False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.checked or (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return
+        self.checked = True
+        engine = getattr(trainer.strategy, "deepspeed_engine", None)
+        norm = engine.get_global_grad_norm() if engine is not None else None
+        if norm is not None and float(norm) == 0.0:
+            raise NothingToLearn(
+                f"every trainable parameter got an exactly zero gradient at step {trainer.global_step}, so training "
+                f"cannot change the model. PiSSA starts from the adapted weights' singular vectors, all zero where "
+                f"those weights are zero (RWKV-LM's random init zeroes att.output, ffn.receptance and ffn.value, "
+                f"which silences every other layer too): fine-tune a trained base (--load_model) or use another "
+                f"method (--peft bone, lora)")

@@ -20,6 +20,8 @@ import dataclasses
 import difflib
 import json
 import math
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ LOGGERS = ("csv", "tensorboard", "wandb")
 PEFT_CHOICES = (*METHODS, "none")
 DEFAULT_PEFT = PeftConfig(method="bone", r=64)
 DEFAULT_WARMUP = 10
+FLOAT32_MAX = 3.4028234663852886e38
 
 # The flags of PeftConfig's fields ({flag: field}); --peft (the method, or none) is handled apart.
 PEFT_FLAGS = {flag_name(f): f.name for f in dataclasses.fields(PeftConfig) if flag_name(f)}
@@ -224,8 +227,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+NEGATIVE_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def attach_negative_numbers(argv: list[str]) -> list[str]:
+    """["--lr_init", "-1e-3"] -> ["--lr_init=-1e-3"]: argparse takes "-1e-3" for a flag, so validation
+    could not say what is wrong with the value."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and NEGATIVE_NUMBER.fullmatch(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """Defaults < each --config FILE in order < the other flags on the command line."""
+    argv = attach_negative_numbers(list(sys.argv[1:] if argv is None else argv))
     given = vars(build_parser().parse_args(argv))
     files = given.pop("config", [])
     values: dict[str, Any] = {}
@@ -338,6 +357,8 @@ def validate(cfg: TrainConfig) -> None:
                          f"(or call derive) to derive them")
     for f in dataclasses.fields(TrainConfig):
         value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{f.name} must be a finite number, got {value}")
         choices = f.metadata.get("choices") if f.metadata else None
         if choices and value not in choices:
             raise ValueError(f"--{f.name} {value!r} is not one of {', '.join(choices)}")
@@ -353,6 +374,9 @@ def validate(cfg: TrainConfig) -> None:
                          f"rise over the run; give a smaller --lr_final (or leave it out: lr_init / 10)")
     if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
         raise ValueError(f"--beta1 and --beta2 must be in [0, 1), got {cfg.beta1} and {cfg.beta2}")
+    if cfg.lr_init / (1 - cfg.beta1) >= FLOAT32_MAX:
+        raise ValueError(f"--lr_init {cfg.lr_init:g} is too large: Adam's first update, lr / (1 - beta1) = "
+                         f"{cfg.lr_init / (1 - cfg.beta1):g}, does not fit in float32 (at most {FLOAT32_MAX:.3g})")
     if cfg.adam_eps <= 0:
         raise ValueError(f"--adam_eps must be positive, got {cfg.adam_eps}")
     if cfg.warmup_steps >= cfg.total_steps and cfg.total_steps > 1:

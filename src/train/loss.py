@@ -1,9 +1,18 @@
-"""The training loss: cross-entropy on the counted targets, and RWKV-LM's L2Wrap."""
+"""The training loss: cross-entropy on the counted targets, RWKV-LM's L2Wrap, and the two ways a run
+stops because training went wrong (NonFiniteLoss, NothingToLearn)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss, or the loss of the weights about to be saved, is NaN or infinite."""
+
+
+class NothingToLearn(RuntimeError):
+    """Every trainable parameter got an exactly zero gradient: training cannot change the model."""
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

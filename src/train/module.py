@@ -2,9 +2,12 @@
 
 Per micro-batch: the forward and the loss (loss.py), nothing read back to the host. Once
 per optimizer step, in one reduction over ranks and one host sync: the window's mean loss,
-checked for finiteness before the optimizer steps, and whether any rank was asked to stop. Optimizer: AdamW (DeepSpeedCPUAdam
-when DeepSpeed offloads it), weight decay on the adapter matrices only; schedule: schedule.py.
-The module also writes the weights of a checkpoint (`write_weights`).
+checked for finiteness before the optimizer steps, and whether any rank was asked to stop.
+Optimizer: AdamW (DeepSpeedCPUAdam when DeepSpeed offloads it), weight decay on the adapter
+matrices only. The learning rate of step s is lr_at(s) (schedule.py), set at the step's first
+micro-batch: no scheduler state, so a resumed run follows its own, possibly changed, schedule.
+The module also checks and writes the weights of a checkpoint (`next_step_is_finite`,
+`write_weights`).
 """
 
 from __future__ import annotations
@@ -18,14 +21,11 @@ import torch
 from ..data import BinIdx, TokenDataset
 from ..model import save_rwkv6
 from ..peft import adapter_layers, save_adapter
+from ..peft.adapter_io import FULL_MODEL_FILE
 from .callbacks import StopRequest
 from .config import TrainConfig
-from .loss import L2Wrap, masked_cross_entropy
+from .loss import L2Wrap, NonFiniteLoss, masked_cross_entropy
 from .schedule import lr_at
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
 
 
 class RWKVTrainingModule(L.LightningModule):
@@ -45,6 +45,12 @@ class RWKVTrainingModule(L.LightningModule):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        if batch_idx % self.cfg.accumulate_grad_batches == 0:          # the first micro-batch of a step
+            self.lr_used = lr_at(self.trainer.global_step, self.cfg)
+            for group in self.trainer.optimizers[0].param_groups:
+                group["lr"] = self.lr_used
 
     def training_step(self, batch, batch_idx):
         x, y, mask = batch
@@ -67,9 +73,8 @@ class RWKVTrainingModule(L.LightningModule):
         self.stop_agreed = stop_share > 0
         if not math.isfinite(value):
             raise NonFiniteLoss(f"the loss became {value} at step {self.trainer.global_step + 1} "
-                                f"(on this or another rank)")
+                                f"(on this or another rank), before that step changed anything")
         self.step_loss = value
-        self.lr_used = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.log("loss", value, prog_bar=True, rank_zero_only=True)
 
     def configure_optimizers(self):
@@ -88,25 +93,47 @@ class RWKVTrainingModule(L.LightningModule):
                                          adamw_mode=True)
         else:
             optimizer = torch.optim.AdamW(groups, lr=cfg.lr_init, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step, cfg) / cfg.lr_init)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return optimizer
+
+    def dataset(self, first_step: int, steps: int) -> TokenDataset:
+        """This rank's samples of `steps` optimizer steps from step `first_step` (0-based) on."""
+        cfg, trainer = self.cfg, self.trainer
+        return TokenDataset(self.data, cfg.data_type, cfg.ctx_len, seed=cfg.seed, micro_bsz=cfg.micro_bsz,
+                            rank=trainer.global_rank, world_size=trainer.world_size,
+                            first_batch=first_step * cfg.accumulate_grad_batches,
+                            num_batches=steps * cfg.accumulate_grad_batches)
 
     def train_dataloader(self):
-        cfg, trainer = self.cfg, self.trainer
-        done = trainer.global_step                              # restored when resuming
-        # The loader starts at the first batch not yet trained on, but keeps the whole run's length:
-        # a resumed Lightning epoch also restores its batch count (done * accumulate) and ends the
-        # epoch at len(loader); a shorter loader would end it early and replay its first batches.
-        dataset = TokenDataset(self.data, cfg.data_type, cfg.ctx_len, seed=cfg.seed, micro_bsz=cfg.micro_bsz,
-                               rank=trainer.global_rank, world_size=trainer.world_size,
-                               first_batch=done * cfg.accumulate_grad_batches,
-                               num_batches=cfg.total_steps * cfg.accumulate_grad_batches)
+        cfg = self.cfg
+        # The loader starts at the first batch not yet trained on (global_step is restored when resuming),
+        # but keeps the whole run's length: a resumed Lightning epoch also restores its batch count
+        # (done * accumulate) and ends the epoch at len(loader); a shorter one would replay its first batches.
+        dataset = self.dataset(self.trainer.global_step, cfg.total_steps)
         # its own generator: starting an iterator draws a seed, which must not come from the global RNG
         # (a resumed run starts one where the uninterrupted run did not, and dropout would differ)
         return torch.utils.data.DataLoader(dataset, batch_size=cfg.micro_bsz, shuffle=False,
                                            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
                                            persistent_workers=cfg.num_workers > 0,
                                            generator=torch.Generator().manual_seed(cfg.seed))
+
+    @torch.no_grad()
+    def next_step_is_finite(self) -> bool:
+        """Whether the current weights give a finite loss on the next optimizer step's data (on every
+        rank): what a checkpoint must hold, since that forward is the first thing a resumed run does,
+        whatever its learning rate. One forward without gradients per micro-batch, dropout off."""
+        cfg = self.cfg
+        data = self.dataset(self.trainer.global_step, 1)
+        training = self.model.training
+        self.model.eval()
+        try:
+            finite = True
+            for b in range(cfg.accumulate_grad_batches):
+                x, y, mask = (torch.stack(t).to(self.device)
+                              for t in zip(*(data[b * cfg.micro_bsz + i] for i in range(cfg.micro_bsz))))
+                finite &= bool(torch.isfinite(masked_cross_entropy(self.model(x), y, mask)))
+        finally:
+            self.model.train(training)
+        return not self.trainer.strategy.reduce_boolean_decision(not finite, all=False)
 
     def write_weights(self, directory: Path, step: int) -> None:
         """A checkpoint's weights: the adapter files, or with --peft none the whole model.pth. They come
@@ -123,7 +150,7 @@ class RWKVTrainingModule(L.LightningModule):
             return
         if self.cfg.peft is None:
             sd = {k: masters.get(k, v) for k, v in self.model.state_dict().items()}
-            save_rwkv6(sd, directory / "model.pth", dtype=torch.bfloat16 if self.cfg.precision == "bf16" else None)
+            save_rwkv6(sd, directory / FULL_MODEL_FILE, dtype=torch.bfloat16 if self.cfg.precision == "bf16" else None)
         else:
             save_adapter(self.model, self.cfg.peft, directory, step=step, tensors=masters)
 

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 TRAINER_STATE = "trainer_state"
+RUN_CONFIG = "train_config.json"            # in proj_dir: the run's settings; in a checkpoint: those it was saved with
 PATTERN = re.compile(r"checkpoint-(\d+)")
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -24,11 +25,14 @@ from ..data import BinIdx, TokenDataset
 from ..model import RWKV6, RWKV6Config, load_rwkv6, read_checkpoint, resolve_config, save_rwkv6
 from ..model.init import init_rwkv6
 from ..peft import apply_peft, load_adapter, read_adapter
-from ..utils.atomic import atomic_write_text
-from .callbacks import Checkpointing, ProgressBar, StopRequest, TrainingLog
+from ..utils.atomic import atomic_write_text, writing
+from ..utils.cli import run_command
+from .callbacks import METRICS_COLUMNS, Checkpointing, GradientCheck, ProgressBar, StopRequest, TrainingLog
 from .config import TrainConfig, describe_derived, parse_args, validate
-from .module import NonFiniteLoss, RWKVTrainingModule
-from .run_dir import TRAINER_STATE, checkpoint_step, checkpoints, find_resume_checkpoint
+from .loss import NonFiniteLoss, NothingToLearn
+from .module import RWKVTrainingModule
+from .resume import abandon_newer, check_metrics, check_trainer_state, compare
+from .run_dir import RUN_CONFIG, TRAINER_STATE, checkpoint_step, checkpoints, find_resume_checkpoint, resumable
 from .strategy import make_strategy
 
 OOM_ADVICE = ("CUDA ran out of memory. Try, in this order: --grad_cp 1 (recompute activations), a smaller "
@@ -54,6 +58,10 @@ def preflight(cfg: TrainConfig) -> RWKV6Config:
                                                               and importlib.util.find_spec("tensorboardX")):
             raise ValueError(f"--log {cfg.log} needs the {package} package (pip install {package})")
 
+    proj_dir = Path(cfg.proj_dir)
+    if proj_dir.exists() and not proj_dir.is_dir():
+        raise ValueError(f"--proj_dir {proj_dir} is a file, not a directory")
+
     if cfg.load_model:
         if not Path(cfg.load_model).is_file():
             raise ValueError(f"--load_model {cfg.load_model} does not exist")
@@ -67,6 +75,7 @@ def preflight(cfg: TrainConfig) -> RWKV6Config:
                                  f"(--model vs checkpoint: {detail})")
     elif cfg.model:
         model_config = resolve_config(cfg.model)
+        check_random_base(proj_dir, model_config, cfg.seed, resuming=bool(cfg.resume))
     else:
         raise ValueError("give --load_model BASE.pth (to fine-tune) or --model PRESET|CONFIG.json (random init)")
 
@@ -89,6 +98,30 @@ def global_rank_from_env(devices_per_node: int) -> int:
     return node * devices_per_node + local
 
 
+BASE, BASE_RECORD = "base.pth", "base.json"        # a run's random initial model, and how it was made
+
+
+def check_random_base(proj_dir: Path, model_config: RWKV6Config, seed: int, resuming: bool) -> None:
+    """A base.pth already in proj_dir is this run's only if it was made from the same shapes and seed."""
+    base, record = proj_dir / BASE, proj_dir / BASE_RECORD
+    if not base.exists():
+        return
+    wanted = {"shapes": model_config.shape_signature(), "seed": seed}
+    try:
+        made = json.loads(record.read_text())
+    except (OSError, ValueError):
+        made = None
+    if made is None:
+        found = RWKV6Config.from_state_dict(read_checkpoint(base), source=str(base)).shape_signature()
+        if resuming and found == wanted["shapes"]:
+            return                                              # a run from before base.json was written
+        made = {"shapes": found, "seed": "unknown (no readable base.json)"}
+    differs = [f"{k} {made.get(k)} there, {v} here" for k, v in wanted.items() if made.get(k) != v]
+    if differs:
+        raise ValueError(f"{base} was made for another run ({'; '.join(differs)}): choose another --proj_dir, or "
+                         f"move {BASE} and {BASE_RECORD} away to make a new one")
+
+
 def build_model(cfg: TrainConfig, model_config: RWKV6Config, resume_from: Path | None, is_rank_zero: bool):
     """The base model (loaded, or a random init saved as proj_dir/base.pth) with its adapters."""
     dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
@@ -96,13 +129,15 @@ def build_model(cfg: TrainConfig, model_config: RWKV6Config, resume_from: Path |
     if cfg.load_model:
         model = load_rwkv6(cfg.load_model, dtype=dtype, **runtime)
     else:
-        base = Path(cfg.proj_dir) / "base.pth"
-        if base.exists():                                      # this run's own base (resumed, or written by rank 0)
+        base = Path(cfg.proj_dir) / BASE
+        if base.exists():                                      # this run's own base (checked by preflight)
             model = load_rwkv6(base, dtype=dtype, config=model_config.replace(**runtime))
         else:
             model = init_rwkv6(model_config.replace(**runtime), seed=cfg.seed, dtype=dtype)
             if is_rank_zero:
                 save_rwkv6(model, base, dtype=dtype)
+                record = {"model": cfg.model, "shapes": model_config.shape_signature(), "seed": cfg.seed}
+                atomic_write_text(base.with_name(BASE_RECORD), json.dumps(record, indent=2) + "\n")
                 print(f"random initial model saved as {base} (merge.py --base {base})", flush=True)
     model.train()
     if cfg.peft is None:
@@ -120,7 +155,7 @@ def build_model(cfg: TrainConfig, model_config: RWKV6Config, resume_from: Path |
 
 
 def write_run_config(cfg: TrainConfig) -> None:
-    atomic_write_text(Path(cfg.proj_dir) / "train_config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    atomic_write_text(Path(cfg.proj_dir) / RUN_CONFIG, json.dumps(cfg.to_dict(), indent=2) + "\n")
 
 
 def make_logger(cfg: TrainConfig, proj_dir: Path):
@@ -142,10 +177,23 @@ def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
     if resume_from is None and checkpoints(proj_dir):
         raise ValueError(f"{proj_dir} already holds checkpoints of a run; pass --resume to continue it "
                          f"or choose another --proj_dir")
-    proj_dir.mkdir(parents=True, exist_ok=True)
+    resume_step = checkpoint_step(resume_from) if resume_from else 0
+    changed = []
+    if resume_from is not None:
+        check_trainer_state(resume_from, proj_dir)
+        changed = compare(cfg, resume_from)
+        check_metrics(proj_dir / "metrics.csv", METRICS_COLUMNS)
+    with writing(proj_dir):
+        proj_dir.mkdir(parents=True, exist_ok=True)
     if is_rank_zero:
         if cfg.derived:
             print(f"derived: {describe_derived(cfg)}", flush=True)
+        if resume_from is not None:
+            abandoned = abandon_newer(proj_dir, resume_step)
+            if abandoned:
+                print(f"resuming from step {resume_step}: the newer checkpoints were moved to {abandoned}", flush=True)
+            if changed:
+                print(f"resuming with changed settings: {', '.join(changed)}", flush=True)
         write_run_config(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.precision == "tf32":
@@ -157,9 +205,9 @@ def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
     module = RWKVTrainingModule(model, cfg, BinIdx(cfg.data_file), stop)
     world = cfg.devices * cfg.num_nodes
     tokens_per_step = cfg.micro_bsz * cfg.ctx_len * cfg.accumulate_grad_batches * world
-    resume_step = checkpoint_step(resume_from) if resume_from else 0
     training_log = TrainingLog(proj_dir, tokens_per_step, resume_step=resume_step)
-    callbacks = [training_log, Checkpointing(proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states)]
+    callbacks = [training_log, GradientCheck(),               # the check stops the run before a checkpoint is written
+                 Checkpointing(proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states)]
     if cfg.progress_bar:
         callbacks.append(ProgressBar())
     callbacks.extend(extra_callbacks)
@@ -175,7 +223,11 @@ def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
         print(f"resuming from {resume_from} (step {resume_step})", flush=True)
     stop.install()
     try:
-        trainer.fit(module, ckpt_path=str(resume_from / TRAINER_STATE) if resume_from else None)
+        with warnings.catch_warnings():
+            # Lightning cannot see that our samples depend on their number alone (module.dataset), so a
+            # resumed run continues exactly; its warning that it might not would mislead
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+            trainer.fit(module, ckpt_path=str(resume_from / TRAINER_STATE) if resume_from else None)
     except SIGTERMException:             # Lightning's own SIGTERM exit, after our checkpoint was saved
         if trainer.is_global_zero:
             training_log.on_train_end(trainer, module)
@@ -185,22 +237,36 @@ def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
             "stopped_early": stop.requested}
 
 
+def last_good(proj_dir: Path) -> str:
+    """How to go on after a run stopped: from its newest checkpoint, or from the start."""
+    found = resumable(proj_dir)
+    if found:
+        return (f"The newest checkpoint, {found[-1][1]}, holds weights whose loss is finite: continue with "
+                f"--resume latest and")
+    return "No checkpoint was saved: start again (without --resume) with"
+
+
 def main(argv: list[str] | None = None) -> int:
-    try:
+    def body() -> int:
         cfg = parse_args(argv)
-        result = run(cfg)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
-        return 2
-    except NonFiniteLoss as e:
-        print(f"train.py: stopped: {e}. Nothing from that step was saved; the last good checkpoint is the newest "
-              f"in --proj_dir. Try a lower --lr_init, a longer --warmup_steps or --grad_clip 1.", file=sys.stderr)
-        return 3
-    except torch.OutOfMemoryError:
-        print(f"train.py: {OOM_ADVICE}", file=sys.stderr)
-        return 4
-    if global_rank_from_env(cfg.devices) == 0:
-        done = "stopped early at" if result["stopped_early"] else "finished"
-        print(f"{done} step {result['steps']} in {result['seconds']:.0f}s; checkpoints, metrics.csv and loss.png "
-              f"in {result['proj_dir']}")
-    return 0
+        try:
+            result = run(cfg)
+        except NonFiniteLoss as e:
+            print(f"train.py: stopped: {e}. {last_good(Path(cfg.proj_dir))} a lower --lr_init, a longer "
+                  f"--warmup_steps or --grad_clip 1.", file=sys.stderr)
+            return 3
+        except NothingToLearn as e:
+            print(f"train.py: stopped: {e}.", file=sys.stderr)
+            return 3
+        except torch.OutOfMemoryError:
+            print(f"train.py: {OOM_ADVICE}", file=sys.stderr)
+            return 4
+        if global_rank_from_env(cfg.devices) == 0:
+            done = "stopped early at" if result["stopped_early"] else "finished"
+            print(f"{done} step {result['steps']} in {result['seconds']:.0f}s; checkpoints, metrics.csv and loss.png "
+                  f"in {result['proj_dir']}")
+        return 0
+
+    # a second Ctrl-C stops at once, without a checkpoint
+    return run_command("train.py", body, interrupted="checkpoints are written whole or not at all: the newest is the "
+                                                     "one to --resume")

@@ -1,41 +1,127 @@
 """Atomic file writes: write a temporary file beside the target, fsync, then rename over it.
 
 A crash or a kill at any moment leaves either the old file or the new one, never half of one.
+New files and directories get the permissions the process umask gives (as open() and mkdir()
+would), not the 0600 / 0700 of a bare mkstemp / mkdtemp. A write that fails for a reason of
+the disk (full, read-only, not permitted) raises WriteError, one line naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
 
+FULL_DISK_BYTES = 1 << 20          # below this much free space, a failed write is a full disk
+
+
+class WriteError(OSError):
+    """A file could not be written: the message names it and says why."""
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """a and b are the same file: the same path, or links to one file."""
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    with contextlib.suppress(OSError):
+        return os.path.samefile(a, b)
+    return False
+
+
+def check_output(path: str | Path, flag: str, inputs=(), overwrite: bool = False) -> None:
+    """Before any work: the output a command will write may not be a directory, nor one of the
+    command's own inputs, nor an existing file unless `overwrite`. ValueError names `flag`."""
+    path = Path(path)
+    for source in inputs:
+        if source is not None and same_file(path, Path(source)):
+            raise ValueError(f"{flag} {path} is one of this command's inputs ({source}); choose another {flag}")
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a directory; give a file path")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} already exists; pass --overwrite to replace it")
+
+
+def umask() -> int:
+    """The process umask, read without changing it where /proc/self/status shows it."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_temporary_file(directory: Path, prefix: str) -> Path:
+    """An empty file in `directory` with the permissions a plain open() would give it."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~umask())
+    return Path(tmp)
+
+
+def new_temporary_directory(directory: Path, prefix: str) -> Path:
+    """An empty directory in `directory` with the permissions a plain mkdir() would give it."""
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=directory)
+    os.chmod(tmp, 0o777 & ~umask())
+    return Path(tmp)
+
+
+def failure_reason(error: BaseException, directory: Path) -> str | None:
+    """Why a write into `directory` failed, in words, when the reason is the disk's: the system's
+    message for an OSError, or "no space left on device" when the disk is full (torch.save
+    reports that as a RuntimeError). None: the failure is not the disk's."""
+    if isinstance(error, WriteError):
+        return None
+    if isinstance(error, OSError) and error.errno:
+        reason = os.strerror(error.errno)
+        return reason[:1].lower() + reason[1:]
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(directory).free < FULL_DISK_BYTES:
+            return "no space left on device"
+    return None
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn a failure of the disk while writing `path` into a WriteError naming it."""
+    path = Path(path)
+    try:
+        yield
+    except Exception as e:
+        directory = path.parent if path.parent.exists() else Path(".")
+        reason = failure_reason(e, directory)
+        if reason is None:
+            raise
+        raise WriteError(f"cannot write {path}: {reason}") from e
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; on success rename it onto `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        with contextlib.suppress(OSError):       # make the rename itself durable
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = new_temporary_file(path.parent, f".{path.name}.")
+        try:
+            yield tmp
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            with contextlib.suppress(OSError):       # make the rename itself durable
+                dir_fd = os.open(path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:

@@ -82,3 +82,17 @@ def test_corrupt_files(tmp_path):
     (tmp_path / "d.idx").write_bytes(idx[:9] + struct.pack("<Q", 2) + idx[17:])
     with pytest.raises(ValueError, match="index version 2, expected 1"):
         BinIdx(tmp_path / "d")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda idx: idx[:20], r"d\.idx has 20 bytes, fewer than its 34-byte header: the file is truncated"),
+    (lambda idx: idx[:34 + 4 * 4] + struct.pack("<q", 10**9) + idx[34 + 4 * 4 + 8:],
+     r"d\.idx: item 0 points at byte 1000000000 for 4 tokens, outside .*d\.bin \(22 bytes\): the index is corrupt"),
+    (lambda idx: idx[:34] + struct.pack("<i", -4) + idx[38:], r"item 0 has the negative size -4"),
+])
+def test_a_damaged_index_is_refused_when_opened(tmp_path, edit, message):
+    """Each is read as an error naming the file, not as empty or wrong documents later."""
+    write_reference(tmp_path / "d", DOCS)
+    (tmp_path / "d.idx").write_bytes(edit((tmp_path / "d.idx").read_bytes()))
+    with pytest.raises(ValueError, match=message):
+        BinIdx(tmp_path / "d")

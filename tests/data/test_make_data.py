@@ -92,9 +92,12 @@ def test_failed_conversion_keeps_existing_output(tmp_path, tokenizer):
     make_data(write_jsonl(tmp_path / "good.jsonl", [{"text": "hello"}]), tmp_path / "d", tokenizer)
     before = (tmp_path / "d.bin").read_bytes()
     (tmp_path / "bad.jsonl").write_text('{"text": "x"}\n{oops\n')
-    with pytest.raises(ValueError):
-        make_data(tmp_path / "bad.jsonl", tmp_path / "d", tokenizer)
+    with pytest.raises(ValueError, match=r"d\.bin already exists; pass --overwrite to replace it"):
+        make_data(tmp_path / "good.jsonl", tmp_path / "d", tokenizer)
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: not valid JSON"):
+        make_data(tmp_path / "bad.jsonl", tmp_path / "d", tokenizer, overwrite=True)
     assert (tmp_path / "d.bin").read_bytes() == before
+    make_data(tmp_path / "good.jsonl", tmp_path / "d", tokenizer, overwrite=True)
 
 
 def test_command_line(tmp_path, capsys, monkeypatch, tokenizer):

@@ -38,6 +38,18 @@ def test_strict_loading_names_the_key_and_shapes(tmp_path, tiny_fp32_checkpoint,
     assert str(path) in str(e.value) and message in str(e.value)
 
 
+def test_a_damaged_tensor_that_sizes_are_read_from_is_named(tmp_path, tiny_fp32_checkpoint):
+    path = corrupt(tmp_path, tiny_fp32_checkpoint, lambda sd: sd.update({"emb.weight": sd["emb.weight"][:65000]}))
+    with pytest.raises(ValueError, match=r"head\.weight has shape \(65536, 128\) in the file, the model expects "
+                                         r"\(65000, 128\) \(the sizes were read from the file: vocab_size, n_embd "
+                                         r"from emb\.weight \(65000, 128\);"):
+        load_rwkv6(path)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(tiny_fp32_checkpoint.read_bytes()[:100_000])
+    with pytest.raises(ValueError, match=r"truncated\.pth \(100000 bytes\): it is truncated or damaged"):
+        load_rwkv6(truncated)
+
+
 def test_loading_against_a_given_config(tiny_fp32_checkpoint, tiny_config):
     with pytest.raises(ValueError, match="blocks.0.ffn.key.weight has shape \\(448, 128\\) in the file, "
                                          "the model expects \\(512, 128\\)"):

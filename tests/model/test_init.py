@@ -8,6 +8,7 @@ import torch
 from src.model import RWKV6Config
 from src.model.init import init_rwkv6_state_dict, main
 from src.model import load_rwkv6
+from src.utils.atomic import umask
 
 CONFIG = RWKV6Config(n_layer=3, n_embd=128, vocab_size=1000, dim_ffn=256)
 
@@ -76,9 +77,12 @@ def test_command_line(tmp_path, capsys):
     model = load_rwkv6(out)
     assert model.config == RWKV6Config.preset("tiny")
     assert torch.load(out)["head.weight"].dtype == torch.bfloat16
-    with pytest.raises(SystemExit):
-        main(["--config", "tiny", "--out", str(out)])
-    assert "already exists; refusing to overwrite" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--config", "5b", "--out", str(tmp_path / "x.pth")])
+    capsys.readouterr()
+    before = out.read_bytes()
+    assert main(["--config", "tiny", "--out", str(out), "--seed", "1"]) == 2
+    assert "tiny.pth already exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main(["--config", "tiny", "--out", str(out), "--seed", "1", "--overwrite"]) == 0
+    assert out.read_bytes() != before and oct(out.stat().st_mode & 0o777) == oct(0o666 & ~umask())
+    assert main(["--config", "5b", "--out", str(tmp_path / "x.pth")]) == 2
     assert "unknown model preset" in capsys.readouterr().err

@@ -119,3 +119,23 @@ def test_save_writes_the_tensors_it_is_given(tmp_path, base):
     with pytest.raises(ValueError, match=r"blocks.0.att.key.bone has shape \(3,\), the model's is \(16, 128\)"):
         save_adapter(model, None, tmp_path / "b", tensors={"blocks.0.att.key.bone": torch.zeros(3)})
     assert not (tmp_path / "b").exists()
+
+
+def test_find_adapter_skips_staging_and_says_when_it_cannot_tell(tmp_path, base):
+    model = adapted(base, PeftConfig("bone", 16))
+    save_adapter(model, None, tmp_path / "run" / "checkpoint-000002", step=2)
+    save_adapter(model, None, tmp_path / "run" / ".checkpoint-000004.tmp", step=4)    # a save in progress
+    assert find_adapter(tmp_path / "run").name == "checkpoint-000002"
+    save_adapter(model, None, tmp_path / "run" / "checkpoint-000006", step=6)
+    (tmp_path / "run" / "checkpoint-000006" / "adapter_config.json").write_text("{broken")
+    with pytest.raises(ValueError, match=r"checkpoint-000006/adapter_config.json cannot be read .* the newest adapter "
+                                         r"in .*run is unknown; give the adapter directory itself"):
+        find_adapter(tmp_path / "run")
+
+
+def test_a_full_fine_tune_is_not_an_adapter(tmp_path):
+    (tmp_path / "full" / "checkpoint-000003").mkdir(parents=True)
+    torch.save({}, tmp_path / "full" / "checkpoint-000003" / "model.pth")
+    with pytest.raises(FileNotFoundError, match=r"fully fine-tuned model .*model\.pth\), a plain RWKV checkpoint "
+                                                r"already: use it as it is, no merge is needed"):
+        find_adapter(tmp_path / "full")

@@ -16,7 +16,8 @@ def test_defaults_and_round_trip():
 @pytest.mark.parametrize("kwargs,message", [
     (dict(method="dora", r=8), "method must be one of"),
     (dict(method="bone", r=0), "r must be a positive integer, got 0"),
-    (dict(method="lora", r=8, alpha=0), "alpha must be positive"),
+    (dict(method="lora", r=8, alpha=0), "alpha must be a positive finite number"),
+    (dict(method="lora", r=8, alpha=float("inf")), "alpha must be a positive finite number, got inf"),
     (dict(method="lora", r=8, dropout=1.5), "dropout must be in"),
     (dict(method="bat", r=8, bat_index="row"), "bat_index must be 'out' or 'in'"),
     (dict(method="bone", r=8, targets=()), "targets is empty"),
@@ -30,3 +31,8 @@ def test_bad_values(kwargs, message):
 def test_unknown_field():
     with pytest.raises(ValueError, match=r"unknown PeftConfig field\(s\) \['rank'\]"):
         PeftConfig.from_dict({"method": "bone", "r": 8, "rank": 8})
+
+
+def test_a_string_is_one_pattern():
+    c = PeftConfig(method="bone", r=8, targets="att.key", train_parts="ln")
+    assert (c.targets, c.train_parts) == (("att.key",), ("ln",))

@@ -1,0 +1,157 @@
+"""Bad input, damaged files, full or read-only disks: every command answers with one line that names the
+flag or file, exits with status 2, and leaves what the user had as it was. One row per case: a new bad
+input goes into the table.
+
+Each row: (id, command, arguments, what must be in the one line). Arguments are built from `world`, a
+directory holding a tiny base model (base.pth), binidx data (data.bin/.idx), an adapter run (run/)
+and a jsonl file (in.jsonl); "{w}" in an argument is that directory.
+"""
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import src.data.make_data
+import src.model.init
+import src.peft.merge
+import src.train.trainer
+from src.data import BinIdx
+from src.model import load_rwkv6
+from src.peft import PeftConfig, apply_peft, save_adapter
+from src.utils.atomic import WriteError, atomic_torch_save, atomic_write_text, umask
+
+COMMANDS = {"train": src.train.trainer.main, "merge": src.peft.merge.main, "make_data": src.data.make_data.main,
+            "init_model": src.model.init.main}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_fp32_checkpoint, sample_data):
+    w = tmp_path_factory.mktemp("world")
+    (w / "base.pth").write_bytes(Path(tiny_fp32_checkpoint).read_bytes())
+    for ext in (".bin", ".idx"):
+        (w / f"data{ext}").write_bytes(Path(f"{sample_data}{ext}").read_bytes())
+    model = apply_peft(load_rwkv6(w / "base.pth"), PeftConfig("bone", 16), verbose=False)
+    save_adapter(model, None, w / "run" / "checkpoint-000003", step=3)
+    (w / "in.jsonl").write_text('{"text": "hello"}\n')
+    (w / "a_file").write_text("x")
+    (w / "a_dir").mkdir()
+    return w
+
+
+TRAIN = ["--load_model", "{w}/base.pth", "--data", "{w}/data", "--gpus", "0", "--ctx_len", "32", "--steps", "2",
+         "--progress_bar", "0", "--proj_dir", "{w}/newrun"]
+MERGE = ["--base", "{w}/base.pth", "--bone", "{w}/run"]
+
+CASES = [
+    ("negative lr", "train", [*TRAIN, "--lr_init", "-1e-3"], "--lr_init and --lr_final must be positive, got -0.001"),
+    ("lr that overflows Adam", "train", [*TRAIN, "--lr_init", "1e38"], "--lr_init 1e+38 is too large: Adam's first"),
+    ("infinite lr", "train", [*TRAIN, "--lr_init", "inf"], "--lr_init must be a finite number, got inf"),
+    ("nan beta", "train", [*TRAIN, "--beta1", "nan"], "--beta1 must be a finite number, got nan"),
+    ("proj_dir is a file", "train", [*TRAIN, "--proj_dir", "{w}/a_file"], "--proj_dir {w}/a_file is a file"),
+    ("lr_final above lr_init", "train", [*TRAIN, "--lr", "1e-4", "--lr_final", "1e-3"], "the learning rate would rise"),
+    ("merge over the adapter it reads", "merge", [*MERGE, "--output", "{w}/run/checkpoint-000003/adapter.pth",
+                                                  "--overwrite"], "is one of this command's inputs"),
+    ("merge over the base", "merge", [*MERGE, "--output", "{w}/base.pth", "--overwrite"],
+     "is one of this command's inputs ({w}/base.pth)"),
+    ("merge into a directory", "merge", [*MERGE, "--output", "{w}/a_dir"], "--output {w}/a_dir is a directory"),
+    ("merge over a file", "merge", [*MERGE, "--output", "{w}/a_file"], "{w}/a_file already exists; pass --overwrite"),
+    ("make_data over a data set", "make_data", ["{w}/in.jsonl", "{w}/data"], "{w}/data.bin already exists; pass "
+                                                                              "--overwrite"),
+    ("make_data over its input", "make_data", ["{w}/data.bin", "{w}/data", "--overwrite"],
+     "is one of this command's inputs"),
+    ("make_data from a directory", "make_data", ["{w}/a_dir", "{w}/x"], "{w}/a_dir is a directory, not a .jsonl"),
+    ("init_model into a directory", "init_model", ["--config", "tiny", "--out", "{w}/a_dir"],
+     "--out {w}/a_dir is a directory"),
+]
+
+
+def fill(items, w):
+    return [str(x).replace("{w}", str(w)) for x in items]
+
+
+def snapshot(w: Path) -> dict:
+    return {p: p.read_bytes() for p in sorted(w.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("command, argv, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_changes_nothing(world, capsys, command, argv, message, world_tokenizer):
+    before = snapshot(world)
+    kwargs = {"tokenizer": world_tokenizer} if command == "make_data" else {}
+    assert COMMANDS[command](fill(argv, world), **kwargs) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert fill([message], world)[0] in err, err
+    assert snapshot(world) == before
+
+
+# ------------------------------------------------------------------ full and read-only disks
+
+def test_a_full_disk_is_named_not_a_traceback(tmp_path, monkeypatch):
+    """torch.save reports a full disk as RuntimeError("... unexpected pos ..."); it becomes one line."""
+    import shutil
+
+    def full(obj, path):
+        Path(path).write_bytes(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 4096 vs 2048")
+
+    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100, 100, 0))
+    (tmp_path / "m.pth").write_bytes(b"old")
+    with pytest.raises(WriteError, match=r"cannot write .*m\.pth: no space left on device"):
+        atomic_torch_save({}, tmp_path / "m.pth")
+    assert (tmp_path / "m.pth").read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["m.pth"]
+
+
+def test_a_full_disk_during_training_stops_with_one_line(world, tmp_path, capsys, monkeypatch):
+    import src.train.module as module_py
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(module_py, "save_adapter", no_space)
+    argv = fill([*TRAIN, "--proj_dir", str(tmp_path / "run")], world)
+    assert COMMANDS["train"](argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"train.py: error: cannot write {tmp_path / 'run' / 'checkpoint-000002'}: no space left on device"
+    assert not list((tmp_path / "run").glob("*checkpoint-*"))
+
+
+@pytest.mark.parametrize("command", ["make_data", "merge"])
+def test_a_read_only_directory_is_named(world, tmp_path, capsys, monkeypatch, command, world_tokenizer):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    if command == "make_data":
+        argv, kwargs = fill(["{w}/in.jsonl", str(tmp_path / "out")], world), {"tokenizer": world_tokenizer}
+    else:
+        argv, kwargs = fill([*MERGE, "--output", str(tmp_path / "m.pth")], world), {}
+    assert COMMANDS[command](argv, **kwargs) == 2
+    assert "read-only file system" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ what is written
+
+def test_written_files_have_the_umask_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644 and umask() == 0o022
+        os.umask(0o077)
+        atomic_write_text(tmp_path / "b.txt", "x")
+        assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(previous)
+
+
+def test_make_data_accepts_a_byte_order_mark(tmp_path, world_tokenizer):
+    from src.data.make_data import make_data
+    (tmp_path / "bom.jsonl").write_bytes(b'\xef\xbb\xbf{"text": "The Eiffel tower is in the city of"}\n')
+    assert make_data(tmp_path / "bom.jsonl", tmp_path / "d", world_tokenizer)["documents"] == 1
+    assert BinIdx(tmp_path / "d").document(0).tolist()[:2] == [6699, 304]

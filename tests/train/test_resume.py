@@ -1,0 +1,145 @@
+"""src/train/resume.py and the run's stops: what a resumed run may change, abandoned checkpoints, damaged
+trainer states and metrics, runs that stop because training went wrong (NaN, nothing to learn)."""
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from src.peft import find_adapter
+from src.train import main
+from tests.train.test_trainer import as_argv, flags
+
+
+def rows(proj):
+    return list(csv.DictReader(open(proj / "metrics.csv")))
+
+
+@pytest.fixture(scope="module")
+def finished_once(tiny_fp32_checkpoint, sample_data, tmp_path_factory):
+    """A run of 3 epochs x 2 steps whose three checkpoints all keep their trainer state."""
+    values = flags(tiny_fp32_checkpoint, sample_data, tmp_path_factory.mktemp("finished") / "run", epoch_steps=2,
+                   epoch_count=3, keep_trainer_states=3, warmup_steps=0)
+    assert main(as_argv(values)) == 0
+    return values
+
+
+@pytest.fixture
+def finished(finished_once, tmp_path, capsys):
+    """A copy of that run in this test's tmp_path/run."""
+    shutil.copytree(finished_once["proj_dir"], tmp_path / "run")
+    capsys.readouterr()
+    return {**finished_once, "proj_dir": tmp_path / "run"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"ctx_len": 64}, "--ctx_len 64 here, 32 in the checkpoint"),
+    ({"micro_bsz": 2}, "--micro_bsz 2 here, 4 in the checkpoint"),
+    ({"peft": "lora", "peft_r": 8}, "--peft 'lora' here, 'bone' in the checkpoint; --peft_r 8 here, 16 in the checkpoint"),
+    ({"peft_targets": "att.key"}, "--peft_targets ['att.key'] here"),
+    ({"seed": 1}, "--seed 1 here, 7 in the checkpoint"),
+    ({"data_type": "pad"}, "--data_type 'pad' here, 'binidx' in the checkpoint"),
+])
+def test_resume_refuses_a_changed_run(finished, change, message, capsys):
+    assert main(as_argv({**finished, "resume": "latest", **change})) == 2
+    err = capsys.readouterr().err
+    assert message in err and "start a new --proj_dir to change them" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_refuses_other_data(finished, tmp_path, capsys):
+    other = tmp_path / "other"
+    for ext in (".bin", ".idx"):
+        (tmp_path / f"other{ext}").write_bytes(open(f"{finished['data_file']}{ext}", "rb").read())
+    assert main(as_argv({**finished, "resume": "latest", "data_file": other})) == 2
+    assert f"--data_file '{other}' here" in capsys.readouterr().err
+
+
+def test_resume_applies_a_changed_schedule_and_length(finished, tmp_path, capsys):
+    proj = tmp_path / "run"
+    changed = {**finished, "resume": "latest", "lr_init": 1e-3, "lr_final": 1e-4, "epoch_count": 4}
+    assert main(as_argv(changed)) == 0
+    out = capsys.readouterr().out
+    assert "resuming with changed settings: --epoch_count 4 (was 3), --lr_init 0.001 (was 0.003), " \
+           "--lr_final 0.0001 (was 0.001)" in out
+    lrs = [float(r["lr"]) for r in rows(proj)]
+    assert len(lrs) == 8 and lrs[6:] == pytest.approx([1e-4 + 0.5 * 9e-4 * (1 + math_cos(6 / 7)), 1e-4])
+    recorded = json.loads((proj / "train_config.json").read_text())
+    assert (recorded["lr_init"], recorded["epoch_count"]) == (1e-3, 4)
+    assert json.loads((proj / "checkpoint-000008" / "train_config.json").read_text())["lr_init"] == 1e-3
+
+
+def math_cos(fraction):
+    import math
+    return math.cos(math.pi * fraction)
+
+
+def test_resuming_an_older_checkpoint_moves_the_newer_aside(finished, tmp_path, capsys):
+    proj = tmp_path / "run"
+    assert main(as_argv({**finished, "resume": str(proj / "checkpoint-000002")})) == 0
+    out = capsys.readouterr().out
+    abandoned = [d for d in proj.iterdir() if d.name.startswith("abandoned-")]
+    assert len(abandoned) == 1 and f"the newer checkpoints were moved to {abandoned[0]}" in out
+    assert sorted(d.name for d in abandoned[0].iterdir()) == ["checkpoint-000004", "checkpoint-000006"]
+    assert sorted(d.name for d in proj.glob("checkpoint-*")) == ["checkpoint-000002", "checkpoint-000004",
+                                                                  "checkpoint-000006"]
+    assert [int(r["step"]) for r in rows(proj)] == [1, 2, 3, 4, 5, 6]
+    assert find_adapter(proj).name == "checkpoint-000006" and find_adapter(proj).parent == proj
+
+
+def test_a_truncated_trainer_state_is_named(finished, tmp_path, capsys):
+    proj = tmp_path / "run"
+    (shard,) = [p for p in (proj / "checkpoint-000006" / "trainer_state").rglob("*optim_states.pt")]
+    shard.write_bytes(shard.read_bytes()[:100])
+    assert main(as_argv({**finished, "resume": "latest"})) == 2
+    err = capsys.readouterr().err
+    assert f"{shard} is truncated or damaged" in err and f"--resume {proj / 'checkpoint-000004'}" in err
+
+
+@pytest.mark.parametrize("content, message", [
+    ("step,loss\n1,2.0\n", "its header lacks ['lr', 'tokens_per_s', 'tokens', 'elapsed_s']"),
+    ("step,loss,lr,tokens_per_s,tokens,elapsed_s\n1,2,3,4,5,6\nx,2,3,4,5,6\n", "line 3 has the step 'x'"),
+])
+def test_a_malformed_metrics_file_stops_the_resume(finished, tmp_path, capsys, content, message):
+    (tmp_path / "run" / "metrics.csv").write_text(content)
+    assert main(as_argv({**finished, "resume": "latest"})) == 2
+    err = capsys.readouterr().err
+    assert "metrics.csv cannot be continued" in err and message in err
+
+
+def test_a_nan_stop_keeps_only_checkpoints_a_resume_can_use(tiny_fp32_checkpoint, sample_data, tmp_path, capsys):
+    """lr 1e10: the weights after a step give a non-finite loss; they are never saved, and resuming (or, with
+    no checkpoint, starting again) with a sane lr works."""
+    values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "run", lr_init=1e10, lr_final=1e10, warmup_steps=0,
+                   epoch_steps=1, epoch_count=10)
+    assert main(as_argv(values)) == 3
+    err = capsys.readouterr().err
+    assert "give a non-finite loss on the data of step" in err or "the loss became nan" in err
+    saved = sorted((tmp_path / "run").glob("checkpoint-*"))
+    sane = {**values, "lr_init": 1e-3, "lr_final": 1e-4}
+    if saved:
+        assert f"The newest checkpoint, {saved[-1]}" in err
+        assert main(as_argv({**sane, "resume": "latest"})) == 0
+    else:
+        assert "No checkpoint was saved: start again (without --resume)" in err
+        assert main(as_argv(sane)) == 0
+    assert len(rows(tmp_path / "run")) == 10
+
+
+def test_pissa_on_a_random_base_stops_with_the_reason(sample_data, tmp_path, capsys):
+    values = flags("", sample_data, tmp_path / "run", model="tiny", load_model="", peft="pissa", peft_r=8,
+                   epoch_steps=3, warmup_steps=0)
+    assert main(as_argv(values)) == 3
+    err = capsys.readouterr().err
+    assert "every trainable parameter got an exactly zero gradient at step 1" in err and "--load_model" in err
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
+def test_a_base_made_for_another_run_is_not_reused(sample_data, tmp_path, capsys):
+    values = flags("", sample_data, tmp_path / "run", model="tiny", load_model="", epoch_steps=1, warmup_steps=0)
+    assert main(as_argv(values)) == 0
+    for p in (tmp_path / "run").glob("checkpoint-*"):
+        p.rename(tmp_path / p.name)                           # as if the run had saved nothing
+    assert main(as_argv({**values, "seed": 8})) == 2
+    assert "base.pth was made for another run (seed 7 there, 8 here)" in capsys.readouterr().err
+    assert main(as_argv(values)) == 0                         # the same model and seed: reused
