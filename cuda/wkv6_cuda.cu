@@ -1,4 +1,4 @@
-// WKV6 forward and backward for one head size N (compile with -D_N_=64 -D_MAX_T_=...).
+// WKV6 forward and backward for one head size N (compile with -D_N_=64).
 //
 // Layout: r, k, v, w, y: (B, T, C) bf16, C = H * N; u: (H, N) fp32; states: (B, H, N, N)
 // fp32 indexed [key j, value i]. One thread block per (batch, head), N threads.
@@ -17,18 +17,31 @@
 //   phi_{t-1}[j] = phi_t[j] - k_t[j] Bq_t[j] + r_t[j] A_t[j],   phi_T = dS_T . S_T.
 // So the decay gradient needs no stored states: the forward-direction pass records
 // r_t A_t and phi_T, the reverse pass runs phi back down. No per-T register arrays.
+//
+// Accuracy of gw: dL/da_t is a reverse cumulative sum (phi carries every later step's terms
+// down to step t), so its fp32 rounding errors add up like a random walk over the T - t later
+// steps: the absolute error of gw grows like sqrt(T), as in every WKV6 kernel, while its error
+// relative to the sum's own magnitude stays at fp32's.
+//
+// Memory latency: every step first takes the inputs loaded during the previous step, then
+// starts the loads of the next step (t + 1, or t - 1 going backwards), so each main-memory
+// round trip overlaps a whole step of arithmetic instead of stalling it.
+//
+// The same file builds for the CPU (no __CUDACC__): cuda_on_host.h provides the CUDA
+// execution model there, and the host launchers live with the caller (src/wkv6/cuda_emulated.py).
 
+#ifdef __CUDACC__
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#else
+#include "cuda_on_host.h"
+#endif
 #include <cstdint>
 
 #ifndef _N_
 #error "compile with -D_N_=<head size>"
 #endif
-#ifndef _MAX_T_
-#error "compile with -D_MAX_T_=<largest sequence length of this build>"
-#endif
-static_assert(_N_ % 4 == 0 && _N_ <= 128, "head size must be a multiple of 4, at most 128");
+static_assert(_N_ % 4 == 0 && _N_ <= 64, "head size must be a multiple of 4, at most 64 (RWKV6's is 64)");
 
 typedef __nv_bfloat16 bf16;
 
@@ -53,13 +66,17 @@ __global__ void __launch_bounds__(_N_) wkv6_forward_kernel(
     us[i] = u[h * _N_ + i];
 
     int64_t off = (int64_t)b * T * C + h * _N_ + i;
+    bf16 r_next = r[off], k_next = k[off], v_next = v[off], w_next = w[off];
     for (int t = 0; t < T; t++, off += C) {
+        const float rt = f32(r_next), kt = f32(k_next), vi = f32(v_next), wt = f32(w_next);
+        if (t + 1 < T) {
+            r_next = r[off + C]; k_next = k[off + C]; v_next = v[off + C]; w_next = w[off + C];
+        }
         __syncthreads();
-        rs[i] = f32(r[off]);
-        ks[i] = f32(k[off]);
-        ds[i] = expf(log_decay(f32(w[off])));
+        rs[i] = rt;
+        ks[i] = kt;
+        ds[i] = expf(log_decay(wt));
         __syncthreads();
-        const float vi = f32(v[off]);
         float yi = 0.0f;
 #pragma unroll
         for (int j = 0; j < _N_; j++) {
@@ -94,12 +111,18 @@ __global__ void __launch_bounds__(_N_) wkv6_backward_forward_pass_kernel(
     float gu = 0.0f;
 
     int64_t off = (int64_t)b * T * C + h * _N_ + j;
+    bf16 r_next = r[off], k_next = k[off], v_next = v[off], w_next = w[off], gy_next = gy[off];
     for (int t = 0; t < T; t++, off += C) {
+        const float rj = f32(r_next), kj = f32(k_next), vj = f32(v_next), wj = f32(w_next), gyj = f32(gy_next);
+        if (t + 1 < T) {
+            r_next = r[off + C]; k_next = k[off + C]; v_next = v[off + C]; w_next = w[off + C];
+            gy_next = gy[off + C];
+        }
         __syncthreads();
-        vs[j] = f32(v[off]);
-        gys[j] = f32(gy[off]);
+        vs[j] = vj;
+        gys[j] = gyj;
         __syncthreads();
-        const float rj = f32(r[off]), kj = f32(k[off]), dj = expf(log_decay(f32(w[off])));
+        const float dj = expf(log_decay(wj));
         float A = 0.0f, vg = 0.0f;
 #pragma unroll
         for (int i = 0; i < _N_; i++) {
@@ -145,19 +168,26 @@ __global__ void __launch_bounds__(_N_) wkv6_backward_reverse_pass_kernel(
     float phi = phiT[(int64_t)bh * _N_ + n];
 
     int64_t off = (int64_t)b * T * C + (int64_t)(T - 1) * C + h * _N_ + n;
+    bf16 r_next = r[off], k_next = k[off], v_next = v[off], w_next = w[off], gy_next = gy[off];
+    float rA_next = rA[off];
     for (int t = T - 1; t >= 0; t--, off -= C) {
-        __syncthreads();
-        const float wn = f32(w[off]);
+        const float rn = f32(r_next), kn = f32(k_next), vn = f32(v_next), wn = f32(w_next), gyn = f32(gy_next);
+        const float rA_t = rA_next;
+        if (t > 0) {
+            r_next = r[off - C]; k_next = k[off - C]; v_next = v[off - C]; w_next = w[off - C];
+            gy_next = gy[off - C]; rA_next = rA[off - C];
+        }
         const float an = log_decay(wn);
-        rs[n] = f32(r[off]);
-        ks[n] = f32(k[off]);
+        __syncthreads();
+        rs[n] = rn;
+        ks[n] = kn;
         ds[n] = expf(an);
-        vs[n] = f32(v[off]);
-        gys[n] = f32(gy[off]);
+        vs[n] = vn;
+        gys[n] = gyn;
         __syncthreads();
 
         // row n of dS: key index j = n
-        const float rj = rs[n], kj = ks[n], dj = ds[n];
+        const float rj = rn, kj = kn, dj = ds[n];
         float Bq = 0.0f, vg = 0.0f;
 #pragma unroll
         for (int i = 0; i < _N_; i++) {
@@ -168,15 +198,14 @@ __global__ void __launch_bounds__(_N_) wkv6_backward_reverse_pass_kernel(
         gk[off] = __float2bfloat16(us[n] * rj * vg + Bq);
         const float grad_a = phi - kj * Bq;
         gw[off] = __float2bfloat16(grad_a * an);          // da/dw = -exp(w) = a
-        phi = grad_a + rA[off];
+        phi = grad_a + rA_t;
 
         // column n of dS: value index i = n
-        const float gyi = gys[n];
         float gvi = 0.0f;
 #pragma unroll
         for (int j = 0; j < _N_; j++) {
-            gvi += ks[j] * (us[j] * rs[j] * gyi + dS_col[j]);
-            dS_col[j] = dS_col[j] * ds[j] + rs[j] * gyi;
+            gvi += ks[j] * (us[j] * rs[j] * gyn + dS_col[j]);
+            dS_col[j] = dS_col[j] * ds[j] + rs[j] * gyn;
         }
         gv[off] = __float2bfloat16(gvi);
     }
@@ -184,6 +213,7 @@ __global__ void __launch_bounds__(_N_) wkv6_backward_reverse_pass_kernel(
     for (int m = 0; m < _N_; m++) gs0[state_base + n * _N_ + m] = dS_row[m];
 }
 
+#ifdef __CUDACC__
 // Host launchers (called from wkv6_op.cpp; pointers are device pointers, s0/gsT may be null).
 // Each returns nullptr, or the CUDA error message of a failed launch.
 static const char *launch_error() {
@@ -210,3 +240,4 @@ const char *wkv6_cuda_backward(int B, int T, int H, const bf16 *r, const bf16 *k
         T, H, r, k, v, w, u, gy, gsT, rA, phiT, gk, gv, gw, gs0);
     return launch_error();
 }
+#endif

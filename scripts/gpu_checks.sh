@@ -3,7 +3,8 @@
 # benchmarks, whose results go into docs/ (commit them with the machine they ran on).
 #
 #   bash scripts/gpu_checks.sh [--python PYTHON] STAGE
-#     kernel   GPU kernel tests (-m gpu) -> docs/gpu-tests.log; WKV6 benchmark -> docs/benchmarks.md
+#     kernel   GPU kernel tests (-m gpu) -> docs/gpu-tests.log; the WKV6, one-adapted-layer and trainer-vs-plain-loop
+#              benchmarks -> docs/benchmarks.md
 #     table0   the LoRA / Bone / Bat table on 3B without gradient checkpointing (ctx 512, micro batch 1)
 #     table1   the same with gradient checkpointing
 #     scale    Bone and LoRA on 3B at ctx 4096, micro batch 8: tokens/s and MFU
@@ -42,6 +43,9 @@ if [ "$stage" = kernel ] || [ "$stage" = all ]; then
         "$python" -m pytest -m gpu tests/wkv6/test_cuda.py -v -p no:cacheprovider
     } 2>&1 | tee docs/gpu-tests.log
     "$python" -m src.bench.wkv --device cuda --write docs/benchmarks.md 2>&1 | tee docs/bench-wkv-gpu.log
+    "$python" -m src.bench.adapters --device cuda --write docs/benchmarks.md 2>&1 | tee docs/bench-adapters-gpu.log
+    "$python" -m src.bench.trainer --device cuda --work_dir .bench --write docs/benchmarks.md 2>&1 \
+        | tee docs/bench-trainer-gpu.log
 fi
 if [ "$stage" = table0 ] || [ "$stage" = all ]; then table --grad_cp 0; fi
 if [ "$stage" = table1 ] || [ "$stage" = all ]; then table --grad_cp 1; fi

@@ -44,5 +44,5 @@ def output_and_grads(fn, inputs, seed: int = 1, state_grad: bool = True):
     gs = torch.randn(s.shape, generator=g).to(torch.bfloat16).to(device=s.device, dtype=s.dtype)
     leaves = [x for x in inputs if x is not None]
     loss = (y * gy).sum() + ((s * gs).sum() if state_grad else 0)
-    grads = torch.autograd.grad(loss, leaves)
-    return [y, s, *grads]
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True)      # T = 1 without a state gradient: w is unused
+    return [y, s, *(torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import statistics
 import time
@@ -71,3 +72,16 @@ def matmul_tflops(device: str) -> float:
     b = torch.randn(n, n, device=device, dtype=dtype)
     ms = median_ms(lambda: a @ b, device, reps=10, warmup=3)
     return 2 * n ** 3 / (ms / 1000) / 1e12
+
+
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="where to run (default: auto, a GPU when one is visible)")
+
+
+def resolve_device(parser: argparse.ArgumentParser, choice: str) -> str:
+    """"cpu" or "cuda" for --device; asking for a GPU without one is a usage error."""
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if choice == "auto" else choice
+    if device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    return device

@@ -3,6 +3,9 @@ new run replaces, leaving the rest of the file as it was."""
 
 from __future__ import annotations
 
+import argparse
+import shlex
+import sys
 from pathlib import Path
 
 from ..utils.atomic import atomic_write_text
@@ -28,3 +31,23 @@ def fmt(x: float | None, digits: int = 2) -> str:
 
 def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "-"
+
+
+def add_write_flag(parser: argparse.ArgumentParser, script: str) -> None:
+    parser.add_argument("--write", default=None, metavar="FILE",
+                        help=f"put the table into this Markdown file's section (default: none; {script} gives "
+                             f"docs/benchmarks.md)")
+
+
+def command_line(prefix: str, argv: list[str] | None) -> str:
+    """How the benchmark was run, for the report: prefix + its arguments, quoted for a shell."""
+    return " ".join([prefix, *(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))])
+
+
+def publish(text: str, path: str | None, key: str, title: str, device: str) -> None:
+    """Print the report and, with a path, put it into that file's section <key>:cpu or <key>:gpu."""
+    print(text)
+    if path:
+        kind = "GPU" if device == "cuda" else "CPU"
+        write_section(Path(path), f"{key}:{kind.lower()}", f"{title}, {kind}", text)
+        print(f"written to {path}")

@@ -36,7 +36,6 @@ import io
 import json
 import os
 import resource
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -52,8 +51,8 @@ import torch
 from ..peft.registry import METHODS as ADAPTER_METHODS
 from ..utils.atomic import atomic_save_png, atomic_write_text
 from ..utils.paths import DOCS, REPO_ROOT, shown
-from .device import device_name, matmul_tflops, versions
-from .report import ratio, write_section
+from .device import add_device_flag, device_name, matmul_tflops, resolve_device, versions
+from .report import command_line, publish, ratio
 TABLE_COLUMNS = ["device", "method", "r", "grad_cp", "micro_bsz", "ctx_len", "trainable_params", "peak_mem_mb",
                  "peak_reserved_mb", "tokens_per_s", "date"]
 SCALE_COLUMNS = TABLE_COLUMNS + ["model_flops_per_token", "model_tflops_per_s", "matmul_tflops_per_s", "mfu"]
@@ -154,18 +153,19 @@ def measure_in_subprocess(spec: dict) -> dict:
 
 # ------------------------------------------------------------------ inputs and device facts
 
-def make_inputs(model: str, work_dir: Path, ctx_len: int, seed: int = 0) -> tuple[Path, Path]:
-    """A randomly initialised base of the preset's shape (reused if present) and random-token data."""
+def make_inputs(model: str, work_dir: Path, ctx_len: int, seed: int = 0, nonzero: bool = False) -> tuple[Path, Path]:
+    """A randomly initialised base of the preset's shape (reused if present; `nonzero`: with RWKV-LM's
+    zero tensors randomised too) and random-token data."""
     from ..data import BinIdxWriter
     from ..model import resolve_config, save_rwkv6
     from ..model.init import init_rwkv6_state_dict
 
     work_dir.mkdir(parents=True, exist_ok=True)
     config = resolve_config(model)
-    base = work_dir / f"rwkv6-{Path(model).stem}-random.pth"
+    base = work_dir / f"rwkv6-{Path(model).stem}-random{'-nonzero' if nonzero else ''}.pth"
     if not base.exists():
         print(f"initialising a random {model} base once: {base}", file=sys.stderr, flush=True)
-        save_rwkv6(init_rwkv6_state_dict(config, seed=seed, dtype=torch.bfloat16), base, dtype=None)
+        save_rwkv6(init_rwkv6_state_dict(config, seed=seed, dtype=torch.bfloat16, nonzero=nonzero), base, dtype=None)
     data = work_dir / f"random-tokens-{config.vocab_size}"
     n_tokens = max(1 << 20, 4 * (ctx_len + 1))
     if not Path(f"{data}.bin").exists() or Path(f"{data}.bin").stat().st_size < 2 * n_tokens:
@@ -360,8 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                                 "(default: 4096)")
     p.add_argument("--scale_micro_bsz", type=int, default=8, metavar="N", help="micro batch of the scale rows "
                                                                                "(default: 8)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="where to run (default: auto, a GPU when one is visible)")
+    add_device_flag(p)
     p.add_argument("--work_dir", default=str(Path(tempfile.gettempdir()) / "rwkv6-bench"), metavar="DIR",
                    help="where the random base, the data and the runs go; the base is reused (default: %(default)s)")
     p.add_argument("--out_dir", default=str(DOCS / "bench"), metavar="DIR",
@@ -373,9 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         print("BENCH_RESULT " + json.dumps(measure(json.loads(args.worker))), flush=True)
         return 0
 
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: no CUDA device is available")
+    device = resolve_device(p, args.device)
     model = args.model or ("3b" if device == "cuda" else "tiny")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in known]
@@ -433,16 +430,11 @@ def main(argv: list[str] | None = None) -> int:
         scale = [r for r in every if r["device"] == name]
     plot([r for r in rows if not r.get("error")], png_path,
          f"RWKV6 {model}, micro batch {args.micro_bsz}, ctx {args.ctx_len} — {name}")
-    command = "bash scripts/bench_table.sh " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    meta = {"device": name, "device_kind": device, "versions": versions(), "date": date, "command": command.strip(),
+    meta = {"device": name, "device_kind": device, "versions": versions(), "date": date,
+            "command": command_line("bash scripts/bench_table.sh", argv),
             "model": model, "micro_bsz": args.micro_bsz, "ctx_len": args.ctx_len, "measured": args.steps - args.warmup,
             "warmup": args.warmup, "csv": shown(csv_path), "png": shown(png_path), "P": P, "matmul_tflops": tflops}
-    text = markdown(rows, scale, meta)
-    print(text)
-    if args.markdown:
-        kind = "GPU" if device == "cuda" else "CPU"
-        write_section(Path(args.markdown), f"table:{kind.lower()}", f"LoRA, Bone and Bat training, {kind}", text)
-        print(f"written to {args.markdown}")
+    publish(markdown(rows, scale, meta), args.markdown, "table", "LoRA, Bone and Bat training", device)
     return 0
 
 

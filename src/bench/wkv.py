@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import shlex
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from ..wkv6 import wkv6
-from .device import copy_bandwidth_gbs, device_name, median_ms, versions
-from .report import fmt, write_section
+from .device import add_device_flag, copy_bandwidth_gbs, device_name, median_ms, resolve_device, versions
+from .report import add_write_flag, command_line, fmt, publish
 CPU_DEFAULT = dict(B=2, T=512, C=256)
 GPU_DEFAULT = dict(B=8, T=4096, C=2560)
 
@@ -153,8 +151,7 @@ def markdown(rows: list[Row], extra: dict, device: str, B: int, T: int, C: int, 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bash scripts/bench_wkv.sh", description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="where to run (default: auto, a GPU when one is visible)")
+    add_device_flag(p)
     p.add_argument("--B", type=int, metavar="N", help=f"batch (default: {GPU_DEFAULT['B']} on a GPU, "
                                                       f"{CPU_DEFAULT['B']} on a CPU)")
     p.add_argument("--T", type=int, metavar="N", help=f"sequence length (default: {GPU_DEFAULT['T']} on a GPU, "
@@ -167,28 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backends", default=None, metavar="LIST",
                    help="comma list of naive, chunked, cuda, fla (default: naive,chunked on a CPU; cuda,chunked,fla "
                         "on a GPU)")
-    p.add_argument("--write", default=None, metavar="FILE",
-                   help="put the table into this Markdown file's section (default: none; scripts/bench_wkv.sh "
-                        "gives docs/benchmarks.md)")
+    add_write_flag(p, "scripts/bench_wkv.sh")
     args = p.parse_args(argv)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: no CUDA device is available")
+    device = resolve_device(p, args.device)
     size = dict(GPU_DEFAULT if device == "cuda" else CPU_DEFAULT)
     size.update({k: getattr(args, k) for k in ("B", "T", "C") if getattr(args, k) is not None})
     if size["C"] % 64:
         p.error(f"--C {size['C']} must be a multiple of the head size 64")
     backends = (args.backends.split(",") if args.backends else
                 (["cuda", "chunked", "fla"] if device == "cuda" else ["naive", "chunked"]))
-    command = "python -m src.bench.wkv " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     rows, extra = run_benchmark(device, size["B"], size["T"], size["C"], args.reps, args.warmup, backends)
-    table = markdown(rows, extra, device, size["B"], size["T"], size["C"], command.strip())
-    print(table)
-    if args.write:
-        key = "wkv6:gpu" if device == "cuda" else "wkv6:cpu"
-        title = f"WKV6 operator, {'GPU' if device == 'cuda' else 'CPU'}"
-        write_section(Path(args.write), key, title, table)
-        print(f"written to {args.write}")
+    table = markdown(rows, extra, device, size["B"], size["T"], size["C"], command_line("python -m src.bench.wkv", argv))
+    publish(table, args.write, "wkv6", "WKV6 operator", device)
     return 0
 
 

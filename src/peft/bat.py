@@ -32,30 +32,55 @@ from .layer import AdapterLinear, wide
 BAT_INDEXES = ("out", "in")
 
 
-def blocks(weight: torch.Tensor, r: int) -> torch.Tensor:
-    """(out, in) -> (out/r, in/r, r, r), [a, b] = W_ab."""
+def block_view(weight: torch.Tensor, r: int, index: str) -> torch.Tensor:
+    """W as a batch of matrices, one per block of D, whose rows are the r-wide pieces of W's rows:
+
+        index="out": (out/r, r * in/r, r), [a, p * (in/r) + b, s] = W[a r + p, b r + s]   (a view)
+        index="in":  (in/r, out, r),        [b, o, s]             = W[o, b r + s]         (a strided view)
+
+    so that W_ab D for every block is one batched product, block_view(W) @ D, laid out as W itself
+    for index="out" (no block transposes, no copies)."""
     out, in_features = weight.shape
-    return weight.reshape(out // r, r, in_features // r, r).transpose(1, 2)
+    if index == "out":
+        return weight.reshape(out // r, r * (in_features // r), r)
+    return weight.reshape(out, in_features // r, r).transpose(0, 1)
 
 
-def unblocks(w: torch.Tensor) -> torch.Tensor:
-    """(out/r, in/r, r, r) -> (out, in)."""
-    a, b, r, _ = w.shape
-    return w.transpose(1, 2).reshape(a * r, b * r)
+def from_block_view(product: torch.Tensor, r: int, index: str) -> torch.Tensor:
+    """The inverse of block_view for a (contiguous) tensor of its shape: back to (out, in)."""
+    if index == "out":
+        return product.reshape(product.shape[0] * r, -1)
+    return product.transpose(0, 1).reshape(product.shape[1], -1)
+
+
+def _add_blocks(product: torch.Tensor, bat: torch.Tensor, index: str, sign: float = 1.0) -> torch.Tensor:
+    """product (block_view's shape, contiguous) + sign * D in every block, in place; returned as (out, in)."""
+    n, _, r = bat.shape
+    if index == "out":                                   # [a, p, b, q] += D_a[p, q]
+        product.view(n, r, -1, r).add_(bat[:, :, None, :], alpha=sign)
+    else:                                                # [b, a, p, q] += D_b[p, q]
+        product.view(n, -1, r, r).add_(bat[:, None], alpha=sign)
+    return from_block_view(product, r, index)
 
 
 def bat_delta(weight: torch.Tensor, bat: torch.Tensor, index: str) -> torch.Tensor:
     """ΔW (out, in) in the dtype of the arguments: ΔW_ab = W_ab D + D with D = D_a or D_b."""
-    r = bat.shape[-1]
-    d = bat[:, None] if index == "out" else bat[None, :]           # broadcast over b, or over a
-    return unblocks(blocks(weight, r) @ d + d)
+    return _add_blocks(torch.bmm(block_view(weight, bat.shape[-1], index), bat), bat, index)
+
+
+def bat_weight(weight: torch.Tensor, bat: torch.Tensor, index: str) -> torch.Tensor:
+    """W + ΔW (out, in): one batched multiply-add (W + W D) and one in-place add of D."""
+    view = block_view(weight, bat.shape[-1], index)
+    return _add_blocks(torch.baddbmm(view, view, bat), bat, index)
 
 
 def bat_grad(weight: torch.Tensor, grad_delta: torch.Tensor, r: int, index: str) -> torch.Tensor:
-    """dL/dD from G = dL/dΔW (both (out, in)): sum over the other block index of W_ab^T G_ab + G_ab."""
-    g = blocks(grad_delta, r)
-    per_block = blocks(weight, r).transpose(-1, -2) @ g + g
-    return per_block.sum(1) if index == "out" else per_block.sum(0)
+    """dL/dD from G = dL/dΔW (both (out, in)): sum over the other block index of W_ab^T G_ab + G_ab,
+    the first sum one batched product of the block views, the second a sum over a view of G."""
+    grad = torch.bmm(block_view(weight, r, index).transpose(1, 2), block_view(grad_delta, r, index))
+    out, in_features = grad_delta.shape
+    g = grad_delta.reshape(out // r, r, in_features // r, r)           # [a, p, b, q]
+    return grad + (g.sum(2) if index == "out" else g.sum(0).transpose(0, 1))
 
 
 class BatOutFunction(torch.autograd.Function):
@@ -63,18 +88,15 @@ class BatOutFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bat):
-        d = bat.to(x.dtype)
-        w = weight.to(x.dtype)
         ctx.save_for_backward(x, weight, bat)
-        return F.linear(x, w + bat_delta(w, d, "out"))
+        return F.linear(x, bat_weight(weight.to(x.dtype), bat.to(x.dtype), "out"))
 
     @staticmethod
     def backward(ctx, grad_y):
         x, weight, bat = ctx.saved_tensors
-        w = weight.to(grad_y.dtype)
         grad_x = grad_bat = None
-        if ctx.needs_input_grad[0]:
-            grad_x = grad_y @ (w + bat_delta(w, bat.to(grad_y.dtype), "out"))
+        if ctx.needs_input_grad[0]:                                            # W + ΔW, rebuilt
+            grad_x = grad_y @ bat_weight(weight.to(grad_y.dtype), bat.to(grad_y.dtype), "out")
         if ctx.needs_input_grad[2]:
             g2, x2 = grad_y.reshape(-1, grad_y.shape[-1]), x.reshape(-1, x.shape[-1])
             grad_delta = wide(g2.t() @ x2)                                     # (out, in)
@@ -110,7 +132,7 @@ class BatLinear(AdapterLinear):
         d = self.bat.to(x.dtype)
         if self.materialize:
             w = self.weight.to(x.dtype)
-            return F.linear(x, w + bat_delta(w, d, self.index))
+            return F.linear(x, w + bat_delta(w, d, self.index))        # autograd keeps W + ΔW for the backward
         if self.index == "out":
             return BatOutFunction.apply(x, self.weight, self.bat)
         # index="in": z_b = D_b x_b;  y = W (x + z) + tile(sum_b z_b)
@@ -125,9 +147,11 @@ class BatLinear(AdapterLinear):
     def unmerged_weight(self) -> torch.Tensor:
         # W' = W (I + D) + D blockwise  =>  W = (W' - D) (I + D)^-1
         d = wide(self.bat)
-        d = d[:, None] if self.index == "out" else d[None, :]
         eye = torch.eye(self.r, device=d.device, dtype=d.dtype)
-        return unblocks((blocks(wide(self.weight), self.r) - d) @ torch.linalg.inv(eye + d))
+        view = block_view(wide(self.weight), self.r, self.index).clone(memory_format=torch.contiguous_format)
+        residual = _add_blocks(view, d, self.index, -1.0)
+        product = torch.bmm(block_view(residual, self.r, self.index), torch.linalg.inv(eye + d))
+        return from_block_view(product, self.r, self.index)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, r={self.r}, index={self.index!r}, materialize={self.materialize}"

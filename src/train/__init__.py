@@ -3,7 +3,7 @@
     config.py     TrainConfig: every flag with its help, default and choices; derived values; validate
     trainer.py    run(cfg): preflight, the model with its adapters, Lightning + DeepSpeed; main()
     module.py     RWKVTrainingModule: loss per micro-batch, one host sync per optimizer step, checkpoint weights
-    loss.py       masked cross-entropy and RWKV-LM's L2Wrap
+    loss.py       masked cross-entropy with RWKV-LM's L2Wrap, fused; why a run stops
     schedule.py   warmup, then cosine / exponential / constant learning rate
     callbacks.py  the training log (metrics.csv, loss.png), checkpoints, stopping on Ctrl-C
     strategy.py   DeepSpeed through Lightning, on GPUs and on the CPU
@@ -11,10 +11,10 @@
 """
 
 from .config import TrainConfig, config_from_values, parse_args, validate
-from .loss import L2Wrap, masked_cross_entropy
+from .loss import L2Wrap, masked_cross_entropy, training_loss
 from .module import NonFiniteLoss, RWKVTrainingModule
 from .trainer import main, preflight, run
 from .schedule import lr_at
 
 __all__ = ["TrainConfig", "config_from_values", "parse_args", "validate", "preflight", "run", "main",
-           "RWKVTrainingModule", "NonFiniteLoss", "L2Wrap", "masked_cross_entropy", "lr_at"]
+           "RWKVTrainingModule", "NonFiniteLoss", "L2Wrap", "masked_cross_entropy", "training_loss", "lr_at"]

@@ -1,5 +1,12 @@
 """The training loss: cross-entropy on the counted targets, RWKV-LM's L2Wrap, and the two ways a run
-stops because training went wrong (NonFiniteLoss, NothingToLearn)."""
+stops because training went wrong (NonFiniteLoss, NothingToLearn).
+
+`training_loss` is both in one autograd function: the backward writes softmax - onehot into one
+(B, T, V) buffer and adds L2Wrap's B*T terms into it in place, where the composition of
+F.cross_entropy and L2Wrap would make a second (B, T, V) tensor for L2Wrap and add the two.
+It keeps the logits (in their own dtype) for the backward, not fp32 log-probabilities.
+`masked_cross_entropy` and `L2Wrap` are the reference it is tested against.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +30,43 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torc
     return (losses * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+L2WRAP_FACTOR = 1e-4          # RWKV-LM: the largest logit of each position gets 1e-4 / (B*T) * its value
+
+
+class TrainingLoss(torch.autograd.Function):
+    """Masked mean cross-entropy (and, with l2wrap, RWKV-LM's L2Wrap) with a fused backward."""
+
+    @staticmethod
+    def forward(ctx, logits, targets, mask, l2wrap):
+        wide = logits.to(torch.promote_types(logits.dtype, torch.float32))            # (B, T, V)
+        lse = torch.logsumexp(wide, dim=-1)                                              # (B, T)
+        picked = wide.gather(-1, targets[..., None]).squeeze(-1)                        # (B, T)
+        weights = mask.to(lse.dtype)
+        count = weights.sum().clamp_min(1.0)
+        ctx.save_for_backward(logits, targets, weights, lse, count)
+        ctx.l2wrap = l2wrap
+        return ((lse - picked) * weights).sum() / count
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        logits, targets, weights, lse, count = ctx.saved_tensors
+        wide = logits.to(lse.dtype)
+        grad = torch.exp(wide - lse[..., None])                                          # softmax, (B, T, V)
+        grad.scatter_add_(-1, targets[..., None], -torch.ones_like(lse)[..., None])     # - onehot(target)
+        grad.mul_((weights * (grad_output / count))[..., None])
+        if ctx.l2wrap:
+            top, ids = torch.max(wide, -1, keepdim=True)
+            factor = L2WRAP_FACTOR / (logits.shape[0] * logits.shape[1])
+            grad.scatter_add_(-1, ids, top * (factor * grad_output))
+        return grad.to(logits.dtype), None, None, None
+
+
+def training_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, l2wrap: bool = True) -> torch.Tensor:
+    """logits (B, T, V), targets (B, T), mask (B, T) -> the mean loss over the masked-in targets, whose
+    backward also applies L2Wrap when `l2wrap`."""
+    return TrainingLoss.apply(logits, targets, mask, l2wrap)
+
+
 class L2Wrap(torch.autograd.Function):
     """RWKV-LM's L2Wrap: the loss passes through; in the backward, the largest logit of every
     position gets an extra gradient 1e-4 / (B*T) * its value, pushing logits towards 0."""
@@ -35,7 +79,7 @@ class L2Wrap(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         (logits,) = ctx.saved_tensors
-        factor = 1e-4 / (logits.shape[0] * logits.shape[1])
+        factor = L2WRAP_FACTOR / (logits.shape[0] * logits.shape[1])
         top, ids = torch.max(logits, -1, keepdim=True)
         grad_logits = torch.zeros_like(logits).scatter_(-1, ids, top * factor * grad_output)
         return grad_output, grad_logits

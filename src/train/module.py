@@ -24,7 +24,7 @@ from ..peft import adapter_layers, save_adapter
 from ..peft.adapter_io import FULL_MODEL_FILE
 from .callbacks import StopRequest
 from .config import TrainConfig
-from .loss import L2Wrap, NonFiniteLoss, masked_cross_entropy
+from .loss import NonFiniteLoss, masked_cross_entropy, training_loss
 from .schedule import lr_at
 
 
@@ -55,13 +55,13 @@ class RWKVTrainingModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y, mask = batch
         logits = self.model(x)
-        loss = masked_cross_entropy(logits, y, mask)
+        loss = training_loss(logits, y, mask, self.cfg.l2wrap)
         detached = loss.detach()                                # stays on the device
         self._window_sum = detached if self._window_sum is None else self._window_sum + detached
         self._window_count += 1
         if (batch_idx + 1) % self.cfg.accumulate_grad_batches == 0:
             self._close_window()                                # before the optimizer step
-        return L2Wrap.apply(loss, logits) if self.cfg.l2wrap else loss
+        return loss
 
     def _close_window(self) -> None:
         """The optimizer step's loss (mean over its micro-batches and over ranks) and the stop flag, read once."""

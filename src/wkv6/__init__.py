@@ -9,7 +9,8 @@ y: (B, T, C) in r's dtype; final_state: (B, H, N, N) float32 (float64 for float6
 
 Backends: "naive" (step by step, the ground truth, any float dtype), "chunked" (pure
 PyTorch, chunk-parallel, any device), "cuda" (our kernel: bf16 r/k/v/w, fp32 state),
-"auto" (cuda for bf16 CUDA tensors, chunked otherwise).
+"cuda_emulated" (the same kernel source compiled for the CPU: bf16 CPU tensors; slow, for
+tests), "auto" (cuda for bf16 CUDA tensors, chunked otherwise).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from .chunked import wkv6_chunked
 from .naive import compute_dtype, wkv6_naive
 
-BACKENDS = ("auto", "naive", "chunked", "cuda")
+BACKENDS = ("auto", "naive", "chunked", "cuda", "cuda_emulated")
 
 __all__ = ["wkv6", "wkv6_naive", "wkv6_chunked", "BACKENDS", "resolve_backend"]
 
@@ -62,15 +63,17 @@ def _validate(r, k, v, w, u, state, backend: str) -> None:
     for name, x in named.items():
         if x.device != r.device:
             raise ValueError(f"wkv6: {name} is on {x.device}, expected {r.device} like r")
-    if backend == "cuda":
-        if not r.is_cuda:
-            raise ValueError(f"wkv6(backend='cuda'): r is on {r.device}, expected a CUDA device")
+    if backend in ("cuda", "cuda_emulated"):
+        wanted = "cuda" if backend == "cuda" else "cpu"
+        if r.device.type != wanted:
+            raise ValueError(f"wkv6(backend={backend!r}): r is on {r.device}, expected a "
+                             f"{'CUDA device' if wanted == 'cuda' else 'CPU tensor'}")
         if r.dtype != torch.bfloat16:
-            raise ValueError(f"wkv6(backend='cuda'): r, k, v, w have dtype {r.dtype}, expected torch.bfloat16")
+            raise ValueError(f"wkv6(backend={backend!r}): r, k, v, w have dtype {r.dtype}, expected torch.bfloat16")
         from .cuda import SUPPORTED_HEAD_SIZES
         if N not in SUPPORTED_HEAD_SIZES:
-            raise ValueError(f"wkv6(backend='cuda'): head size N = u.shape[1] = {N}, "
-                             f"expected a multiple of 4 between 4 and 128")
+            raise ValueError(f"wkv6(backend={backend!r}): head size N = u.shape[1] = {N}, "
+                             f"expected a multiple of 4 between 4 and {SUPPORTED_HEAD_SIZES[-1]}")
 
 
 def wkv6(r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, u: torch.Tensor,
@@ -91,5 +94,8 @@ def wkv6(r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, u: 
         return wkv6_naive(r, k, v, w, u, state)
     if backend == "chunked":
         return wkv6_chunked(r, k, v, w, u, state, chunk_size=chunk_size)
+    if backend == "cuda_emulated":
+        from .cuda_emulated import wkv6_cuda_emulated
+        return wkv6_cuda_emulated(r, k, v, w, u, state)
     from .cuda import wkv6_cuda
     return wkv6_cuda(r, k, v, w, u, state)

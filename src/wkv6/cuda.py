@@ -1,67 +1,69 @@
 """Our WKV6 CUDA kernel (cuda/wkv6_cuda.cu + cuda/wkv6_op.cpp): build on first use, autograd wrapper.
 
-The extension is compiled with torch.utils.cpp_extension.load (ninja) into torch's
-extension cache, one build per (head size, T bucket); the bucket is the next power of
-two >= T, at least 4096, so ordinary context lengths share one build.
+The extension is compiled with torch.utils.cpp_extension.load (ninja) into torch's extension
+cache, once per head size. `WKV6KernelFunction` is the autograd function of the kernel, on a
+GPU here and on the CPU for cuda_emulated.py (the same kernel source, compiled for the host).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
 
 import torch
 
 from ..utils.paths import CUDA_SOURCES as CUDA_DIR
+
 SOURCES = (CUDA_DIR / "wkv6_op.cpp", CUDA_DIR / "wkv6_cuda.cu")
-MIN_T_BUCKET = 4096
-SUPPORTED_HEAD_SIZES = tuple(range(4, 129, 4))
+SUPPORTED_HEAD_SIZES = tuple(range(4, 65, 4))
 
-_built: dict[tuple[int, int], object] = {}   # (head size, T bucket) -> loaded extension module
-
-
-def t_bucket(T: int) -> int:
-    return max(MIN_T_BUCKET, 1 << max(0, T - 1).bit_length())
+_built: dict[int, object] = {}   # head size -> loaded extension module
 
 
-def extension_name(head_size: int, max_t: int) -> str:
-    return f"rwkv6_wkv6_n{head_size}_t{max_t}"
+def extension_name(head_size: int) -> str:
+    return f"rwkv6_wkv6_n{head_size}"
 
 
-def defines(head_size: int, max_t: int) -> list[str]:
-    return [f"-D_N_={head_size}", f"-D_MAX_T_={max_t}"]
+def defines(head_size: int) -> list[str]:
+    return [f"-D_N_={head_size}"]
 
 
-def nvcc_flags(head_size: int, max_t: int) -> list[str]:
+def nvcc_flags(head_size: int) -> list[str]:
     # No --use_fast_math: the exp(-exp(w)) decay keeps full fp32 accuracy.
-    return ["-O3", "-Xptxas=-O3", "--extra-device-vectorization", *defines(head_size, max_t)]
+    return ["-O3", "-Xptxas=-O3", "--extra-device-vectorization", *defines(head_size)]
 
 
-def load_kernel(head_size: int, max_t: int, build_directory: str | None = None, verbose: bool = False):
-    """Compile (first call) or load the extension for this head size and T bucket."""
-    key = (head_size, max_t)
-    if key not in _built:
+def load_kernel(head_size: int, build_directory: str | None = None, verbose: bool = False):
+    """Compile (first call) or load the extension for this head size."""
+    if head_size not in _built:
+        from pathlib import Path
+
         from torch.utils.cpp_extension import load
-        name = extension_name(head_size, max_t)
         if build_directory is not None:
             Path(build_directory).mkdir(parents=True, exist_ok=True)
-        _built[key] = load(
-            name=name,
+        _built[head_size] = load(
+            name=extension_name(head_size),
             sources=[str(s) for s in SOURCES],
-            extra_cflags=["-O3", *defines(head_size, max_t)],
-            extra_cuda_cflags=nvcc_flags(head_size, max_t),
+            extra_cflags=["-O3", *defines(head_size)],
+            extra_cuda_cflags=nvcc_flags(head_size),
             build_directory=build_directory,
             verbose=verbose,
         )
-    return _built[key]
+    return _built[head_size]
 
 
-class WKV6CudaFunction(torch.autograd.Function):
-    """r, k, v, w: (B, T, C) bf16 contiguous CUDA; u: (H, N) fp32; state: (B, H, N, N) fp32 or None."""
+def current_stream(device: torch.device) -> int:
+    """The handle the kernels run on: the current CUDA stream, or 0 on the CPU (emulation)."""
+    return torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+
+
+class WKV6KernelFunction(torch.autograd.Function):
+    """r, k, v, w: (B, T, C) bf16 contiguous; u: (H, N) fp32; state: (B, H, N, N) fp32 or None.
+    `kernel` has forward(r, k, v, w, u, state, stream) -> (y, final_state) and
+    backward(r, k, v, w, u, state, gy, g_final_state, stream) -> (gr, gk, gv, gw, gu, g_state)."""
 
     @staticmethod
     def forward(ctx, r, k, v, w, u, state, kernel):
-        stream = torch.cuda.current_stream(r.device).cuda_stream
-        y, final_state = kernel.forward(r, k, v, w, u, state, stream)
+        y, final_state = kernel.forward(r, k, v, w, u, state, current_stream(r.device))
         ctx.kernel = kernel
         ctx.has_state = state is not None
         ctx.save_for_backward(r, k, v, w, u, *([state] if state is not None else []))
@@ -77,19 +79,26 @@ class WKV6CudaFunction(torch.autograd.Function):
         gy = gy.to(torch.bfloat16).contiguous()
         if g_final_state is not None:
             g_final_state = g_final_state.float().contiguous()
-        stream = torch.cuda.current_stream(r.device).cuda_stream
-        with torch.cuda.device(r.device):
-            gr, gk, gv, gw, gu, g_state = ctx.kernel.backward(r, k, v, w, u, state, gy, g_final_state, stream)
+        with torch.cuda.device(r.device) if r.is_cuda else contextlib.nullcontext():
+            gr, gk, gv, gw, gu, g_state = ctx.kernel.backward(r, k, v, w, u, state, gy, g_final_state,
+                                                              current_stream(r.device))
         return gr, gk, gv, gw, gu, (g_state if ctx.has_state else None), None
+
+
+WKV6CudaFunction = WKV6KernelFunction
+
+
+def run_kernel(kernel, r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, u: torch.Tensor,
+               state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """bf16 r, k, v, w in, bf16 y out; u and the states in fp32 (u's gradient comes back in u's dtype)."""
+    r, k, v, w = (x.contiguous() for x in (r, k, v, w))
+    u32 = u.float().contiguous()
+    s32 = None if state is None else state.float().contiguous()
+    return WKV6KernelFunction.apply(r, k, v, w, u32, s32, kernel)
 
 
 def wkv6_cuda(r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, u: torch.Tensor,
               state: torch.Tensor | None = None, build_directory: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """bf16 r, k, v, w in, bf16 y out; u and the states in fp32 (u's gradient comes back in u's dtype)."""
-    H, N = u.shape
+    """The kernel on the GPU of r."""
     with torch.cuda.device(r.device):
-        kernel = load_kernel(N, t_bucket(r.shape[1]), build_directory=build_directory)
-        r, k, v, w = (x.contiguous() for x in (r, k, v, w))
-        u32 = u.float().contiguous()
-        s32 = None if state is None else state.float().contiguous()
-        return WKV6CudaFunction.apply(r, k, v, w, u32, s32, kernel)
+        return run_kernel(load_kernel(u.shape[1], build_directory=build_directory), r, k, v, w, u, state)

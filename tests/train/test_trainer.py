@@ -24,7 +24,7 @@ import src.train.trainer as trainer_py
 from src.model import RWKV6Config
 from src.model.init import init_rwkv6
 from src.peft import PeftConfig, apply_peft, read_adapter
-from src.train import L2Wrap, config_from_values, lr_at, main, masked_cross_entropy, run
+from src.train import L2Wrap, config_from_values, lr_at, main, masked_cross_entropy, run, training_loss
 from src.utils.paths import REPO_ROOT as REPO
 from tests.helpers import rel_err
 
@@ -86,6 +86,13 @@ def test_masked_cross_entropy_and_l2wrap():
     top, ids = logits.detach().max(-1, keepdim=True)
     extra.scatter_(-1, ids, top * 1e-4 / 10)                     # RWKV-LM: 1e-4 / (B * T) * max logit
     assert torch.allclose(grad, plain + extra, rtol=0, atol=1e-15)
+    for l2wrap, expected in ((True, grad), (False, plain)):     # the fused loss: the same value and gradient
+        fused = training_loss(logits, targets, mask, l2wrap)
+        (fused_grad,) = torch.autograd.grad(fused * 1.0, logits)
+        assert fused.item() == pytest.approx(reference.item(), rel=1e-12)
+        assert torch.allclose(fused_grad, expected, rtol=0, atol=1e-15)
+    (scaled,) = torch.autograd.grad(3.0 * training_loss(logits, targets, mask), logits)
+    assert torch.allclose(scaled, 3.0 * grad, rtol=0, atol=1e-14)
 
 
 def test_gradient_checkpointing_with_adapters_gives_the_same_gradients():
@@ -232,13 +239,12 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_fp32_checkpoint,
                                                            monkeypatch, capsys):
     calls = []
 
-    def poisoned(logits, targets, mask):
-        if torch.is_grad_enabled():                      # the training steps (not a checkpoint's check)
-            calls.append(1)
-        loss = masked_cross_entropy(logits, targets, mask)
-        return loss * float("nan") if len(calls) == 7 and torch.is_grad_enabled() else loss
+    def poisoned(logits, targets, mask, l2wrap):
+        calls.append(1)
+        loss = training_loss(logits, targets, mask, l2wrap)
+        return loss * float("nan") if len(calls) == 7 else loss
 
-    monkeypatch.setattr(module_py, "masked_cross_entropy", poisoned)
+    monkeypatch.setattr(module_py, "training_loss", poisoned)
     values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "run", epoch_steps=3, epoch_count=4)
     assert main(as_argv(values)) == 3
     err = capsys.readouterr().err
