@@ -15,8 +15,11 @@ one product with W, like Bone, and the backward saves only x.
 
 index="out": y_a = sum_b (W_ab D_a + D_a) x_b mixes each output block's own D_a into every
 input block, which no single product with W can do. A custom autograd function builds
-W + ΔW transiently in the forward, frees it, and rebuilds it in the backward (saving only
-x), where dL/dD_a = sum_b (W_ab^T G_ab + G_ab) with G = dL/dΔW = dy^T x.
+W_ab (I + D_a) a chunk of output rows at a time into one small buffer and uses it at once,
+in the forward and again in the backward (saving only x; no (out, in) tensor is ever
+held), where dL/dD_a = sum_b (W_ab^T G_ab + G_ab) with G = dL/dΔW = dy^T x, also per chunk.
+On every block, W_ab D for all blocks is one batched product over `block_view`, a view of W
+in its own layout.
 
 `materialize=True` is the paper's way (W + ΔW through autograd), kept as a benchmark reference.
 """
@@ -27,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .bone import slice_sum
 from .layer import AdapterLinear, wide
 
 BAT_INDEXES = ("out", "in")
@@ -68,12 +72,6 @@ def bat_delta(weight: torch.Tensor, bat: torch.Tensor, index: str) -> torch.Tens
     return _add_blocks(torch.bmm(block_view(weight, bat.shape[-1], index), bat), bat, index)
 
 
-def bat_weight(weight: torch.Tensor, bat: torch.Tensor, index: str) -> torch.Tensor:
-    """W + ΔW (out, in): one batched multiply-add (W + W D) and one in-place add of D."""
-    view = block_view(weight, bat.shape[-1], index)
-    return _add_blocks(torch.baddbmm(view, view, bat), bat, index)
-
-
 def bat_grad(weight: torch.Tensor, grad_delta: torch.Tensor, r: int, index: str) -> torch.Tensor:
     """dL/dD from G = dL/dΔW (both (out, in)): sum over the other block index of W_ab^T G_ab + G_ab,
     the first sum one batched product of the block views, the second a sum over a view of G."""
@@ -83,25 +81,77 @@ def bat_grad(weight: torch.Tensor, grad_delta: torch.Tensor, r: int, index: str)
     return grad + (g.sum(2) if index == "out" else g.sum(0).transpose(0, 1))
 
 
+CHUNK_ELEMENTS = 1 << 22       # the rows of W_ab (I + D_a) built at a time: about 4M values (16 MB in fp32)
+
+
+def row_chunks(out_features: int, in_features: int, r: int) -> list[slice]:
+    """Output rows in whole blocks of r, each chunk about CHUNK_ELEMENTS values of W."""
+    rows = max(r, CHUNK_ELEMENTS // in_features // r * r)
+    return [slice(start, min(start + rows, out_features)) for start in range(0, out_features, rows)]
+
+
+def scaled_rows(weight: torch.Tensor, bat: torch.Tensor, rows: slice, buffer: torch.Tensor) -> torch.Tensor:
+    """W_ab (I + D_a) for the blocks of output `rows` (index="out"), written into `buffer`'s start:
+    one batched product over those blocks. Returns a (len(rows), in) view of the buffer."""
+    r = bat.shape[-1]
+    block = weight[rows]
+    d = bat[rows.start // r:rows.stop // r]
+    identity_plus = d + torch.eye(r, dtype=d.dtype, device=d.device)
+    view = block_view(block, r, "out")
+    target = buffer[:block.numel()].view(view.shape)
+    torch.bmm(view, identity_plus, out=target)
+    return target.view(block.shape)
+
+
 class BatOutFunction(torch.autograd.Function):
-    """y = x (W + ΔW)^T for index="out", without saving any (out, in) tensor for the backward."""
+    """y = x (W + ΔW)^T for index="out", holding no (out, in) tensor, in the forward or the backward.
+
+    W + ΔW = W_ab (I + D_a) + D_a blockwise. The first part is built a chunk of output rows at a
+    time into one small buffer (row_chunks), in the forward and again in the backward, and used
+    at once; the second acts on the activations instead:
+        y_a += (sum_b x_b) D_a^T          grad x_b += sum_a grad_y_a D_a
+    dL/dD_a = sum_b W_ab^T G_ab + G_ab, with G = grad_y^T x built per chunk of rows too."""
 
     @staticmethod
     def forward(ctx, x, weight, bat):
         ctx.save_for_backward(x, weight, bat)
-        return F.linear(x, bat_weight(weight.to(x.dtype), bat.to(x.dtype), "out"))
+        d, w = bat.to(x.dtype), weight.to(x.dtype)
+        out_features, in_features = w.shape
+        r = d.shape[-1]
+        x2 = x.reshape(-1, in_features)                                         # (N, in)
+        y = torch.empty(x2.shape[0], out_features, dtype=x.dtype, device=x.device)
+        chunks = row_chunks(out_features, in_features, r)
+        buffer = torch.empty(chunks[0].stop * in_features, dtype=x.dtype, device=x.device)
+        for rows in chunks:
+            torch.mm(x2, scaled_rows(w, d, rows, buffer).t(), out=y[:, rows])
+        tied = torch.einsum("nq,apq->nap", slice_sum(x2, r), d)                # (N, out/r, r)
+        return y.add_(tied.flatten(-2)).view(*x.shape[:-1], out_features)
 
     @staticmethod
     def backward(ctx, grad_y):
         x, weight, bat = ctx.saved_tensors
-        grad_x = grad_bat = None
-        if ctx.needs_input_grad[0]:                                            # W + ΔW, rebuilt
-            grad_x = grad_y @ bat_weight(weight.to(grad_y.dtype), bat.to(grad_y.dtype), "out")
-        if ctx.needs_input_grad[2]:
-            g2, x2 = grad_y.reshape(-1, grad_y.shape[-1]), x.reshape(-1, x.shape[-1])
-            grad_delta = wide(g2.t() @ x2)                                     # (out, in)
-            grad_bat = bat_grad(wide(weight), grad_delta, bat.shape[-1], "out").to(bat.dtype)
-        return grad_x, None, grad_bat
+        out_features, in_features = weight.shape
+        r = bat.shape[-1]
+        g2, x2 = grad_y.reshape(-1, out_features), x.reshape(-1, in_features)  # (N, out), (N, in)
+        d, w = bat.to(g2.dtype), weight.to(g2.dtype)
+        need_x, need_bat = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+        chunks = row_chunks(out_features, in_features, r)
+        buffer = torch.empty(chunks[0].stop * in_features, dtype=g2.dtype, device=g2.device)
+        grad_x = torch.zeros_like(x2) if need_x else None
+        grad_bat = torch.empty(bat.shape, dtype=torch.promote_types(bat.dtype, torch.float32),
+                               device=bat.device) if need_bat else None
+        for rows in chunks:
+            if need_x:
+                grad_x.addmm_(g2[:, rows], scaled_rows(w, d, rows, buffer))
+            if need_bat:                                                        # G for these rows
+                g_rows = torch.mm(g2[:, rows].t(), x2, out=buffer[:(rows.stop - rows.start) * in_features]
+                                  .view(rows.stop - rows.start, in_features))
+                grad_bat[rows.start // r:rows.stop // r] = bat_grad(wide(weight[rows]), wide(g_rows), r, "out")
+        if need_x:
+            tied = torch.einsum("nap,apq->nq", g2.unflatten(-1, (-1, r)), d)    # (N, r)
+            grad_x.unflatten(-1, (-1, r)).add_(tied.unsqueeze(-2))
+            grad_x = grad_x.view(x.shape)
+        return grad_x, None, (grad_bat.to(bat.dtype) if need_bat else None)
 
 
 class BatLinear(AdapterLinear):

@@ -4,7 +4,6 @@ stops because training went wrong (NonFiniteLoss, NothingToLearn).
 `training_loss` is both in one autograd function: the backward writes softmax - onehot into one
 (B, T, V) buffer and adds L2Wrap's B*T terms into it in place, where the composition of
 F.cross_entropy and L2Wrap would make a second (B, T, V) tensor for L2Wrap and add the two.
-It keeps the logits (in their own dtype) for the backward, not fp32 log-probabilities.
 `masked_cross_entropy` and `L2Wrap` are the reference it is tested against.
 """
 
@@ -34,31 +33,33 @@ L2WRAP_FACTOR = 1e-4          # RWKV-LM: the largest logit of each position gets
 
 
 class TrainingLoss(torch.autograd.Function):
-    """Masked mean cross-entropy (and, with l2wrap, RWKV-LM's L2Wrap) with a fused backward."""
+    """Masked mean cross-entropy (and, with l2wrap, RWKV-LM's L2Wrap) with a fused backward. Keeps
+    the fp32 log-probabilities for the backward, as F.cross_entropy does."""
 
     @staticmethod
     def forward(ctx, logits, targets, mask, l2wrap):
         wide = logits.to(torch.promote_types(logits.dtype, torch.float32))            # (B, T, V)
-        lse = torch.logsumexp(wide, dim=-1)                                              # (B, T)
-        picked = wide.gather(-1, targets[..., None]).squeeze(-1)                        # (B, T)
-        weights = mask.to(lse.dtype)
+        logp = F.log_softmax(wide, dim=-1)                                               # (B, T, V)
+        losses = -logp.gather(-1, targets[..., None]).squeeze(-1)                       # (B, T)
+        weights = mask.to(losses.dtype)
         count = weights.sum().clamp_min(1.0)
-        ctx.save_for_backward(logits, targets, weights, lse, count)
-        ctx.l2wrap = l2wrap
-        return ((lse - picked) * weights).sum() / count
+        top = ids = None
+        if l2wrap:                                     # each position's largest logit: (B, T, 1) each
+            top, ids = torch.max(wide, -1, keepdim=True)
+        ctx.save_for_backward(logp, targets, weights, count, top, ids)
+        ctx.logits_dtype = logits.dtype
+        return (losses * weights).sum() / count
 
     @staticmethod
     def backward(ctx, grad_output):
-        logits, targets, weights, lse, count = ctx.saved_tensors
-        wide = logits.to(lse.dtype)
-        grad = torch.exp(wide - lse[..., None])                                          # softmax, (B, T, V)
-        grad.scatter_add_(-1, targets[..., None], -torch.ones_like(lse)[..., None])     # - onehot(target)
+        logp, targets, weights, count, top, ids = ctx.saved_tensors
+        grad = torch.exp(logp)                                                           # softmax
+        grad.scatter_add_(-1, targets[..., None], -torch.ones_like(weights)[..., None])  # - onehot(target)
         grad.mul_((weights * (grad_output / count))[..., None])
-        if ctx.l2wrap:
-            top, ids = torch.max(wide, -1, keepdim=True)
-            factor = L2WRAP_FACTOR / (logits.shape[0] * logits.shape[1])
+        if top is not None:
+            factor = L2WRAP_FACTOR / (logp.shape[0] * logp.shape[1])
             grad.scatter_add_(-1, ids, top * (factor * grad_output))
-        return grad.to(logits.dtype), None, None, None
+        return grad.to(ctx.logits_dtype), None, None, None
 
 
 def training_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, l2wrap: bool = True) -> torch.Tensor:

@@ -91,3 +91,13 @@ def test_no_weight_sized_tensor_is_kept_for_backward(index):
     theirs = saved_activation_bytes(stack(True), x)
     assert ours < 0.1 * weight_bytes * 4, f"{ours} bytes saved by our Bat"
     assert theirs >= weight_bytes * 4, f"the materialising reference saved only {theirs} bytes"
+
+
+def test_index_out_in_several_chunks_of_rows(monkeypatch):
+    """Bat(out) builds W_ab (I + D_a) a chunk of output rows at a time; uneven chunks change nothing."""
+    import src.peft.bat as bat_module
+    monkeypatch.setattr(bat_module, "CHUNK_ELEMENTS", 64 * 64)            # 64 rows of a 64-wide input per chunk
+    assert [(c.start, c.stop) for c in bat_module.row_chunks(288, 64, 32)] == [(0, 64), (64, 128), (128, 192),
+                                                                             (192, 256), (256, 288)]
+    layer, weight = float64_layer(lambda l: BatLinear(l, 32, index="out"), 64, 288)
+    assert max(fast_vs_explicit(layer, weight, batch_shape=(2, 3))) < 1e-12
