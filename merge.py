@@ -8,7 +8,13 @@ See `python merge.py --help` and src/peft/merge.py.
 
 import sys
 
-from src.peft.merge import main
+try:                                      # importing torch takes seconds: a Ctrl-C then is one line too
+    from src.peft.merge import main
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise
+    print("merge.py: interrupted while starting; nothing was written", file=sys.stderr)
+    sys.exit(2)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,13 @@
 
 import sys
 
-from src.train.trainer import main
+try:                                      # importing torch takes seconds: a Ctrl-C then is one line too
+    from src.train.trainer import main
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise
+    print("train.py: interrupted while starting; nothing was written", file=sys.stderr)
+    sys.exit(2)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,6 +19,7 @@ import src.model.init
 import src.peft.merge
 import src.train.trainer
 from src.data import BinIdx
+from src.data.make_data import make_data
 from src.model import load_rwkv6
 from src.peft import PeftConfig, apply_peft, save_adapter
 from src.utils.atomic import WriteError, atomic_torch_save, atomic_write_text, umask
@@ -28,7 +29,7 @@ COMMANDS = {"train": src.train.trainer.main, "merge": src.peft.merge.main, "make
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, tiny_fp32_checkpoint, sample_data):
+def world(tmp_path_factory, tiny_fp32_checkpoint, sample_data, world_tokenizer):
     w = tmp_path_factory.mktemp("world")
     (w / "base.pth").write_bytes(Path(tiny_fp32_checkpoint).read_bytes())
     for ext in (".bin", ".idx"):
@@ -36,6 +37,11 @@ def world(tmp_path_factory, tiny_fp32_checkpoint, sample_data):
     model = apply_peft(load_rwkv6(w / "base.pth"), PeftConfig("bone", 16), verbose=False)
     save_adapter(model, None, w / "run" / "checkpoint-000003", step=3)
     (w / "in.jsonl").write_text('{"text": "hello"}\n')
+    (w / "small.json").write_text('{"n_layer": 1, "n_embd": 64, "vocab_size": 1000}')
+    (w / "surrogate.jsonl").write_text('{"text": "a\\ud800b"}\n')
+    (w / "deep.jsonl").write_text('{"text": ' + "[" * 100_000 + "\n")
+    (w / "empty_sft.jsonl").write_text('{"prompt": "", "response": ""}\n' * 3)
+    make_data(w / "empty_sft.jsonl", w / "empty_sft", world_tokenizer)
     (w / "a_file").write_text("x")
     (w / "a_dir").mkdir()
     return w
@@ -52,6 +58,22 @@ CASES = [
     ("nan beta", "train", [*TRAIN, "--beta1", "nan"], "--beta1 must be a finite number, got nan"),
     ("proj_dir is a file", "train", [*TRAIN, "--proj_dir", "{w}/a_file"], "--proj_dir {w}/a_file is a file"),
     ("lr_final above lr_init", "train", [*TRAIN, "--lr", "1e-4", "--lr_final", "1e-3"], "the learning rate would rise"),
+    ("steps not a multiple of epochs", "train", [*TRAIN, "--steps", "5", "--epoch_count", "2"],
+     "--steps 5 is not a multiple of --epoch_count 2"),
+    ("adapter flags with --peft none", "train", [*TRAIN, "--peft", "none", "--rank", "8"],
+     "--peft_r does not apply to --peft none"),
+    ("a LoRA flag for Bone", "train", [*TRAIN, "--peft", "bone", "--lora_alpha", "4", "--lora_dropout", "0.1"],
+     "--lora_alpha, --lora_dropout do not apply to --peft bone"),
+    ("negative seed", "train", [*TRAIN, "--seed", "-1"], "--seed must be in [0, 2^32), got -1"),
+    ("empty proj_dir", "train", [*TRAIN, "--proj_dir", ""], "--proj_dir is empty"),
+    ("the CUDA kernel on a CPU", "train", [*TRAIN, "--wkv_backend", "cuda"], "--wkv_backend cuda runs on a GPU"),
+    ("a binary config file", "train", [*TRAIN, "--config", "{w}/base.pth"], "--config {w}/base.pth is not a text file"),
+    ("load_model is a directory", "train", [*TRAIN, "--load_model", "{w}/a_dir"],
+     "--load_model {w}/a_dir is a directory"),
+    ("sft data with nothing to learn", "train", [*TRAIN, "--data", "{w}/empty_sft", "--data_type", "sft"],
+     "empty_sft: no sample has a target token to learn from"),
+    ("data beyond the vocabulary", "train", [*TRAIN, "--load_model", "", "--model", "{w}/small.json"],
+     "but the model's vocabulary has 1000 tokens (0..999)"),
     ("merge over the adapter it reads", "merge", [*MERGE, "--output", "{w}/run/checkpoint-000003/adapter.pth",
                                                   "--overwrite"], "is one of this command's inputs"),
     ("merge over the base", "merge", [*MERGE, "--output", "{w}/base.pth", "--overwrite"],
@@ -63,6 +85,16 @@ CASES = [
     ("make_data over its input", "make_data", ["{w}/data.bin", "{w}/data", "--overwrite"],
      "is one of this command's inputs"),
     ("make_data from a directory", "make_data", ["{w}/a_dir", "{w}/x"], "{w}/a_dir is a directory, not a .jsonl"),
+    ("make_data into an empty prefix", "make_data", ["{w}/in.jsonl", "{w}/a_dir/"], "names no file"),
+    ("make_data with a lone surrogate", "make_data", ["{w}/surrogate.jsonl", "{w}/x"],
+     "surrogate.jsonl:1: 'text' holds '\\ud800', which is not text"),
+    ("make_data with deep nesting", "make_data", ["{w}/deep.jsonl", "{w}/x"], "deep.jsonl:1: JSON nested too deeply"),
+    ("merge with a check of no tokens", "merge", [*MERGE, "--output", "{w}/m.pth", "--check", "--check_tokens", "0"],
+     "--check_tokens must be positive, got 0"),
+    ("merge on an unknown device", "merge", [*MERGE, "--output", "{w}/m.pth", "--device", "foo"],
+     "--device 'foo' is not a device"),
+    ("merge with RWKV-PEFT flags for our adapter", "merge", [*MERGE, "--output", "{w}/m.pth", "--lora_alpha", "8"],
+     "--lora_alpha is for RWKV-PEFT files"),
     ("init_model into a directory", "init_model", ["--config", "tiny", "--out", "{w}/a_dir"],
      "--out {w}/a_dir is a directory"),
 ]
@@ -151,7 +183,6 @@ def test_written_files_have_the_umask_permissions(tmp_path):
 
 
 def test_make_data_accepts_a_byte_order_mark(tmp_path, world_tokenizer):
-    from src.data.make_data import make_data
     (tmp_path / "bom.jsonl").write_bytes(b'\xef\xbb\xbf{"text": "The Eiffel tower is in the city of"}\n')
     assert make_data(tmp_path / "bom.jsonl", tmp_path / "d", world_tokenizer)["documents"] == 1
     assert BinIdx(tmp_path / "d").document(0).tolist()[:2] == [6699, 304]

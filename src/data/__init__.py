@@ -7,7 +7,15 @@
 """
 
 from .binidx import BinIdx, BinIdxWriter
-from .dataset import DATA_TYPES, TokenDataset
 from .tokenizer import WorldTokenizer
 
 __all__ = ["BinIdx", "BinIdxWriter", "TokenDataset", "DATA_TYPES", "WorldTokenizer"]
+
+
+def __getattr__(name: str):
+    """TokenDataset and DATA_TYPES (dataset.py imports torch) on first use, so that make_data.sh, which
+    needs neither, starts without torch."""
+    if name in ("TokenDataset", "DATA_TYPES"):
+        from . import dataset
+        return getattr(dataset, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

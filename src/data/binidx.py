@@ -34,6 +34,8 @@ class BinIdx:
         self.prefix = str(prefix)
         idx_path, bin_path = Path(self.prefix + ".idx"), Path(self.prefix + ".bin")
         for p in (idx_path, bin_path):
+            if p.is_dir():
+                raise ValueError(f"binidx data {self.prefix}: {p} is a directory, not a file")
             if not p.is_file():
                 raise FileNotFoundError(f"binidx data {self.prefix}: {p} does not exist")
         with open(idx_path, "rb") as f:

@@ -52,6 +52,14 @@ class TokenDataset(torch.utils.data.Dataset):
             if self.usable == 0:
                 raise ValueError(f"{data.prefix}: every prompt is at least ctx_len = {ctx_len} tokens long, so no "
                                  f"response token falls inside a sample; raise --ctx_len")
+        if data_type != "binidx":
+            # targets counted in document d's sample (see sample()): from max(prompt - 1, 0) to min(length, req) - 2
+            lengths = np.add.reduceat(data.sizes.astype(np.int64), data.doc_idx[:-1]) if data.num_documents else []
+            prompts = data.sizes[data.doc_idx[:-1]] if data_type == "sft" else np.zeros(len(lengths), np.int64)
+            counted = np.minimum(lengths, req) - 1 - np.maximum(prompts.astype(np.int64) - 1, 0)
+            if not np.any(counted > 0):
+                raise ValueError(f"{data.prefix}: no sample has a target token to learn from (its documents are "
+                                 f"empty{' or hold only prompts' if data_type == 'sft' else ''})")
 
     def __len__(self) -> int:
         return self.num_batches * self.micro_bsz

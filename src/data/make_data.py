@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from .tokenizer import WorldTokenizer
-from ..utils.atomic import check_output
+from ..utils.files import check_output
 from ..utils.cli import run_command
 from .binidx import BinIdxWriter
 
@@ -32,6 +33,8 @@ def parse_line(path: Path, number: int, line: str) -> tuple[str, dict]:
         record = json.loads(line)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}:{number}: not valid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise ValueError(f"{path}:{number}: JSON nested too deeply to read") from None
     if isinstance(record, dict) and set(record) >= {"prompt", "response"}:
         kind, fields = "sft", ("prompt", "response")
     elif isinstance(record, dict) and "text" in record:
@@ -42,6 +45,11 @@ def parse_line(path: Path, number: int, line: str) -> tuple[str, dict]:
     for field in fields:
         if not isinstance(record[field], str):
             raise ValueError(f"{path}:{number}: {field!r} must be a string, got {type(record[field]).__name__}")
+        try:
+            record[field].encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"{path}:{number}: {field!r} holds {record[field][e.start]!r}, which is not text "
+                             f"(a lone UTF-16 surrogate)") from None
     return kind, record
 
 
@@ -54,6 +62,8 @@ def make_data(input_path: str | Path, out_prefix: str | Path, tokenizer: WorldTo
         raise ValueError(f"{input_path} is a directory, not a .jsonl file")
     if not input_path.is_file():
         raise FileNotFoundError(f"{input_path} does not exist")
+    if not Path(out_prefix).name or str(out_prefix).endswith(("/", os.sep)):
+        raise ValueError(f"OUT_PREFIX {str(out_prefix)!r} names no file: give a path and a name, e.g. data/mydata")
     for ext in (".bin", ".idx"):
         check_output(f"{out_prefix}{ext}", "OUT_PREFIX", inputs=(input_path,), overwrite=overwrite)
     tokenizer = tokenizer or WorldTokenizer()

@@ -49,9 +49,30 @@ def check_state_dict(expected: Mapping[str, torch.Size], found: Mapping[str, obj
         raise ValueError(f"{source}: " + "; ".join(problems[:3]) + more)
 
 
+DTYPE_NAMES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+               "fp16": torch.float16, "float16": torch.float16, "fp64": torch.float64, "float64": torch.float64}
+
+
+def as_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """torch.bfloat16, or its name: "bf16", "bfloat16", "fp32", ..."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPE_NAMES:
+        return DTYPE_NAMES[dtype]
+    raise ValueError(f"dtype {dtype!r} is not a torch dtype nor one of {', '.join(DTYPE_NAMES)}")
+
+
+def as_path(path, what: str = "checkpoint") -> Path:
+    if not isinstance(path, (str, Path)):
+        raise ValueError(f"{what} path must be a str or a Path, got {type(path).__name__}")
+    return Path(path)
+
+
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """torch.load a .pth memory-mapped (a 14B file is paged in, not copied), with clear errors."""
-    path = Path(path)
+    path = as_path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {path} is a directory, not a .pth file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
@@ -76,6 +97,7 @@ def load_rwkv6(path: str | Path, dtype: torch.dtype = torch.float32, device: str
     unless `config` is given, in which case the file must match it exactly. Loading is
     strict: a missing, unexpected or wrongly shaped key is an error naming the key.
     `runtime` sets grad_cp / wkv_backend / wkv_chunk_size."""
+    dtype = as_dtype(dtype)
     sd = read_checkpoint(path)
     inferred = config is None
     if inferred:

@@ -94,7 +94,7 @@ class RWKV6Config:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             raise FileNotFoundError(f"model config {path} does not exist") from None
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"model config {path} is not valid JSON: {e}") from None
         if not isinstance(data, dict):
             raise ValueError(f"model config {path} must hold a JSON object, got {type(data).__name__}")

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..utils.atomic import check_output
+from ..utils.files import check_output
 from ..utils.cli import run_command
 from .checkpoint import parameter_shapes, save_rwkv6
 from .config import RWKV6Config, preset_names, resolve_config
@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
 
     def body() -> None:
+        if not 0 <= args.seed < 2**63:
+            raise ValueError(f"--seed must be in [0, 2^63), got {args.seed}")
         config = resolve_config(args.config)
         check_output(out, "--out", inputs=(args.config,) if Path(args.config).is_file() else (),
                      overwrite=args.overwrite)

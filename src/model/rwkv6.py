@@ -166,6 +166,8 @@ class RWKV6(nn.Module):
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
             got = f"{tuple(idx.shape)} {idx.dtype}" if isinstance(idx, torch.Tensor) else type(idx).__name__
             raise ValueError(f"RWKV6: idx must be an integer tensor of shape (B, T), got {got}")
+        if idx.shape[1] == 0:
+            raise ValueError(f"RWKV6: idx holds no tokens (shape {tuple(idx.shape)}): T must be at least 1")
         if idx.device.type == "cpu" and idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
             raise ValueError(f"RWKV6: token ids must lie in [0, {self.config.vocab_size}), "
                              f"got min {int(idx.min())} max {int(idx.max())}")

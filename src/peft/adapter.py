@@ -20,6 +20,7 @@ class Adapter:
     source: Path
     origin: str                             # "rwkv6-peft" (ours) or "RWKV-PEFT"
     files: tuple[Path, ...] = ()            # the files it was read from (a command never writes over them)
+    base_fingerprint: str | None = None     # utils.files.file_fingerprint of the base it was trained on, if known
 
     def layer_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
         """{module name: {adapter tensor name: tensor}} for the adapter tensors."""

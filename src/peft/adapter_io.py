@@ -4,7 +4,8 @@ Our format is a directory with two files:
     adapter.pth          the trainable tensors (adapters and train_parts) and PiSSA's start
                          point, under the model's own key names (blocks.0.att.key.bone, ...)
     adapter_config.json  {"format": "rwkv6-peft-adapter", "version": 1, "peft": PeftConfig,
-                          "base_model": the base's shape signature, "step": N,
+                          "base_model": the base's shape signature, "base_fingerprint": which
+                          base file (when the trainer knows it), "step": N,
                           "tensors": {key: shape}, "adapter_sha256": hash of adapter.pth}
 Both are written atomically; the hash ties them together, so a save that was interrupted
 between the two files is detected instead of loading a mismatched pair. RWKV-PEFT's files
@@ -46,10 +47,11 @@ def _sha256(path: Path) -> str:
 
 
 def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | Path, step: int | None = None,
-                 tensors: Mapping[str, torch.Tensor] | None = None) -> Path:
+                 tensors: Mapping[str, torch.Tensor] | None = None, base_fingerprint: str | None = None) -> Path:
     """Write adapter.pth + adapter_config.json into `directory` (created if missing), atomically.
     `tensors` replaces some of the model's own adapter tensors in the file (a trainer passes its fp32
-    master copies); its keys must be among `adapter_state_dict(model)`'s."""
+    master copies); its keys must be among `adapter_state_dict(model)`'s. `base_fingerprint`
+    (utils.files.file_fingerprint of the base .pth) lets a resume or a merge tell another base file."""
     config = config if config is not None else getattr(model, "peft_config", None)
     if config is None:
         raise ValueError("save_adapter: the model has no adapters (call apply_peft first)")
@@ -78,7 +80,8 @@ def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | P
     def write(into: Path) -> None:
         atomic_torch_save(tensors, into / ADAPTER_FILE)
         meta = {"format": FORMAT, "version": VERSION, "peft": config.to_dict(), "base_model": base,
-                "step": step, "tensors": {k: list(v.shape) for k, v in tensors.items()},
+                "base_fingerprint": base_fingerprint, "step": step,
+                "tensors": {k: list(v.shape) for k, v in tensors.items()},
                 "adapter_sha256": _sha256(into / ADAPTER_FILE)}
         atomic_write_text(into / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
 
@@ -106,23 +109,35 @@ def read_adapter(directory: str | Path) -> Adapter:
             raise FileNotFoundError(f"adapter {directory}: {p.name} is missing")
     try:
         meta = json.loads(config_path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"adapter {config_path} is not valid JSON: {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"adapter {config_path}: not an {FORMAT} config (format = {meta.get('format')!r})")
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"adapter {config_path}: not an {FORMAT} config (format = {found!r})")
     if meta.get("version") != VERSION:
         raise ValueError(f"adapter {config_path}: version {meta.get('version')!r}, this code reads {VERSION}")
+    for key, kinds in (("peft", (dict,)), ("base_model", (dict, type(None))), ("step", (int, type(None))),
+                       ("base_fingerprint", (str, type(None)))):
+        if not isinstance(meta.get(key), kinds) or (key == "step" and isinstance(meta.get(key), bool)):
+            raise ValueError(f"adapter {config_path}: {key!r} holds {meta.get(key)!r}, expected "
+                             f"{' or '.join(k.__name__ for k in kinds)}")
     digest = _sha256(tensor_path)
     if meta.get("adapter_sha256") != digest:
         raise ValueError(f"adapter {directory}: {ADAPTER_FILE} does not match {CONFIG_FILE} (sha256 {digest[:12]} "
                          f"!= {str(meta.get('adapter_sha256'))[:12]}): an interrupted save, or files from two saves")
-    config = PeftConfig.from_dict(meta["peft"], source=str(config_path))
+    try:
+        config = PeftConfig.from_dict(meta["peft"], source=str(config_path))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"adapter {config_path}: its 'peft' settings are not valid ({' '.join(str(e).split())})") \
+            from None
     try:
         tensors = torch.load(tensor_path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"cannot read adapter {tensor_path}: {e}") from None
+        raise ValueError(f"cannot read adapter {tensor_path}: {(str(e).splitlines() or [''])[0]}") from None
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise ValueError(f"adapter {tensor_path} does not hold a dict of tensors")
     return Adapter(config, tensors, meta.get("base_model"), meta.get("step"), directory, "rwkv6-peft",
-                   files=(tensor_path, config_path))
+                   files=(tensor_path, config_path), base_fingerprint=meta.get("base_fingerprint"))
 
 
 def find_adapter(path: str | Path) -> Path:

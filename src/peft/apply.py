@@ -45,6 +45,8 @@ def apply_peft(model: nn.Module, config: PeftConfig, init_adapters: bool = True,
     """Replace the target linears of `model` by adapter layers, in place, and freeze everything
     except the adapters and the parameters matching `config.train_parts`. Returns the model.
     `init_adapters=False` skips LoRA's random init and PiSSA's SVD (a loader fills them)."""
+    if not isinstance(config, PeftConfig):
+        raise ValueError(f"apply_peft: config must be a PeftConfig, got {type(config).__name__} {config!r}")
     if getattr(model, "peft_config", None) is not None:
         raise ValueError(f"apply_peft: this model already has {model.peft_config.method} adapters")
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}

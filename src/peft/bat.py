@@ -158,6 +158,7 @@ class BatLinear(AdapterLinear):
     method = "bat"
     adapter_names = file_tensors = ("bat",)
     options = ("r", "bat_index")
+    uses = ("r", "bat_index", "bat_materialize")
 
     def __init__(self, base: nn.Linear, r: int, index: str = "out", materialize: bool = False, name: str = ""):
         super().__init__(base, name)

@@ -29,7 +29,7 @@ def slice_sum(x: torch.Tensor, r: int) -> torch.Tensor:
 class BoneLinear(AdapterLinear):
     method = "bone"
     adapter_names = file_tensors = ("bone",)
-    options = ("r",)
+    options = uses = ("r",)
 
     def __init__(self, base: nn.Linear, r: int, name: str = ""):
         super().__init__(base, name)

@@ -47,12 +47,23 @@ class PeftConfig:
                        flag=False)
 
     def __post_init__(self) -> None:
-        for group in ("targets", "train_parts"):           # a string is one pattern, not its characters
-            value = getattr(self, group)
-            object.__setattr__(self, group, (value,) if isinstance(value, str) else tuple(value))
-
         def bad(name: str, what: str) -> ValueError:
             return ValueError(f"PeftConfig.{name} {what} (flag --{flag_name(FIELDS[name])})")
+
+        for group in ("targets", "train_parts"):           # a string is one pattern, not its characters
+            value = getattr(self, group)
+            if isinstance(value, str):
+                value = (value,)
+            elif not isinstance(value, (list, tuple)):
+                raise bad(group, f"must be a pattern or a list of patterns, got {value!r}")
+            object.__setattr__(self, group, tuple(value))
+        for name in ("alpha", "dropout"):
+            value = getattr(self, name)
+            if (value is not None or name == "dropout") and (isinstance(value, bool)
+                                                              or not isinstance(value, (int, float))):
+                raise bad(name, f"must be a number, got {value!r}")
+        if isinstance(self.disha_r1, bool) or isinstance(self.pissa_niter, bool):
+            raise bad("disha_r1" if isinstance(self.disha_r1, bool) else "pissa_niter", "must be an integer, not a bool")
 
         if self.method not in ADAPTER_CLASSES:
             raise bad("method", f"must be one of {tuple(ADAPTER_CLASSES)}, got {self.method!r}")

@@ -23,7 +23,7 @@ from .layer import AdapterLinear, wide
 class DishaLinear(AdapterLinear):
     method = "disha"
     adapter_names = file_tensors = ("disha",)
-    options = ("r", "disha_r1")
+    options = uses = ("r", "disha_r1")
 
     def __init__(self, base: nn.Linear, r1: int, r2: int, name: str = ""):
         super().__init__(base, name)

@@ -10,6 +10,8 @@ A method is a subclass that sets
     file_tensors      what its adapter file holds per layer (adapter_names, plus buffers such as
                       PiSSA's starting point)
     options           the PeftConfig fields that shape or scale it (compared when loading)
+    uses              every PeftConfig field it reads, options included (train.py refuses the others'
+                      flags for it)
 and defines
     from_config(base, config, name, generator, init_weights)   the layer a PeftConfig asks for
     adapted_forward(x)   y = x (W + ΔW)^T, without building the (out, in) update
@@ -42,6 +44,7 @@ class AdapterLinear(nn.Module):
     adapter_names: tuple[str, ...] = ()
     file_tensors: tuple[str, ...] = ()
     options: tuple[str, ...] = ("r",)
+    uses: tuple[str, ...] = ("r",)              # every PeftConfig field it reads (beyond targets, train_parts, seed)
 
     def __init__(self, base: nn.Linear, name: str = ""):
         super().__init__()

@@ -45,20 +45,22 @@ class LoraLinear(AdapterLinear):
     method = "lora"
     adapter_names = file_tensors = ("lora_A", "lora_B")
     options = ("r", "alpha")
+    uses = ("r", "alpha", "dropout")
 
     def __init__(self, base: nn.Linear, r: int, alpha: float | None = None, dropout: float = 0.0,
                  init: str = "lora", niter: int = 4, generator: torch.Generator | None = None,
                  init_weights: bool = True, name: str = ""):
         super().__init__(base, name)
+        kind = "pissa" if init == "pissa" else "lora"                   # what the messages call it
         if not isinstance(r, int) or r <= 0:
-            raise ValueError(f"lora: r must be a positive integer, got {r!r} for {self.where()}")
+            raise ValueError(f"{kind}: r must be a positive integer, got {r!r} for {self.where()}")
         if r > min(self.in_features, self.out_features):
-            raise ValueError(f"lora: r={r} exceeds min(in, out) = {min(self.in_features, self.out_features)} "
+            raise ValueError(f"{kind}: r={r} exceeds min(in, out) = {min(self.in_features, self.out_features)} "
                              f"of {self.where()}")
         if init not in LORA_INITS:
             raise ValueError(f"lora: init must be one of {LORA_INITS}, got {init!r}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"lora: dropout must be in [0, 1), got {dropout}")
+            raise ValueError(f"{kind}: dropout must be in [0, 1), got {dropout}")
         self.r = r
         self.alpha = float(alpha if alpha is not None else r)
         self.scale = self.alpha / r
@@ -138,6 +140,7 @@ class PissaLinear(LoraLinear):
 
     method = "pissa"
     file_tensors = ("lora_A", "lora_B", "init_lora_A", "init_lora_B")
+    uses = ("r", "alpha", "dropout", "pissa_niter")
 
     def __init__(self, base: nn.Linear, r: int, alpha: float | None = None, dropout: float = 0.0, niter: int = 4,
                  generator: torch.Generator | None = None, init_weights: bool = True, name: str = ""):

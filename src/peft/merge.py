@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..model import RWKV6Config, check_state_dict, load_rwkv6, read_checkpoint, save_rwkv6
-from ..utils.atomic import check_output
+from ..utils.files import check_output, file_fingerprint
 from ..utils.cli import run_command
 from .adapter import Adapter
 from .adapter_io import base_signature_difference, load_adapter, read_any_adapter
@@ -36,6 +36,18 @@ class MergeReport:
     layers: int
     extra_tensors: int
     seconds: float
+
+
+def check_device(device: str) -> None:
+    """--device names a device this machine has."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available on this machine")
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device}: merge.py computes on cpu or cuda")
 
 
 def check_output_path(base: Path, output: Path, overwrite: bool, adapter: Adapter | None = None) -> None:
@@ -90,8 +102,14 @@ def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | 
         module = key[: -len(".weight")] if key.endswith(".weight") else None
         if module in layers:
             out[key] = merged_weight(value, layers[module], adapter, module, device).to(device="cpu", dtype=target)
+            if not torch.isfinite(out[key]).all():
+                raise ValueError(f"adapter {adapter.source}: merging layer {module} gives values that are not finite "
+                                 f"(the adapter holds NaN or infinity); nothing was written")
         elif key in extras:
             out[key] = extras[key].to(target)
+            if not torch.isfinite(out[key]).all():
+                raise ValueError(f"adapter {adapter.source}: train_parts tensor {key} holds values that are not "
+                                 f"finite; nothing was written")
         else:
             out[key] = value.to(target)                 # no copy when the dtype is already right
     save_rwkv6(out, output_path, dtype=None)
@@ -152,13 +170,29 @@ def main(argv: list[str] | None = None) -> int:
     source = getattr(args, method) if method else args.adapter
     base = Path(args.base)
 
+    written = []
+
     def body() -> int:
         if not base.is_file():
             raise FileNotFoundError(f"base model {base} does not exist")
+        if args.check_tokens < 1:
+            raise ValueError(f"--check_tokens must be positive, got {args.check_tokens}")
+        check_device(args.device)
         adapter = read_any_adapter(source, method, lora_alpha=args.lora_alpha, pissa_init=args.pissa_init)
+        if adapter.origin != "RWKV-PEFT":
+            given = [flag for flag, value in (("--lora_alpha", args.lora_alpha), ("--pissa_init", args.pissa_init))
+                     if value is not None]
+            if given:
+                raise ValueError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for RWKV-PEFT files; "
+                                 f"{adapter.source} records its own "
+                                 f"settings: leave {'them' if len(given) > 1 else 'it'} out")
+        if adapter.base_fingerprint and file_fingerprint(base) != adapter.base_fingerprint:
+            print(f"merge.py: note: {base} is not the file {adapter.source} was trained on (the shapes agree, the "
+                  f"contents differ); merging onto it as asked", file=sys.stderr)
         output = Path(args.output) if args.output else default_output(base, adapter)
         dtype = None if args.dtype == "auto" else DTYPES[args.dtype]
         report = merge_into_base(base, adapter, output, dtype=dtype, device=args.device, overwrite=args.overwrite)
+        written.append(output)
         size = output.stat().st_size / 2**30
         options = ", ".join(f"{k}={v}" for k, v in adapter.config.options().items())
         step = f", step {adapter.step}" if adapter.step is not None else ""
@@ -173,7 +207,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         return 0
 
-    return run_command("merge.py", body, interrupted="nothing was written (the output appears whole or not at all)")
+    code = run_command("merge.py", body, interrupted="nothing was written (the output appears whole or not at all)")
+    if code == 2 and written:                            # interrupted during --check: the output is complete
+        print(f"merge.py: {written[0]} was written whole before the interruption", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

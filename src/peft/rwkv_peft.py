@@ -18,6 +18,21 @@ from .config import PeftConfig
 from .registry import adapter_class
 
 
+def load_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """A .pth holding a dict of tensors, or a one-line error naming it."""
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a directory, not a .pth file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"cannot read {what} {path}: {(str(e).splitlines() or [''])[0]}") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise ValueError(f"{what} {path} holds a {type(raw).__name__}, expected a dict of tensors")
+    return raw
+
+
 def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | None = None,
                            pissa_init: str | Path | None = None) -> Adapter:
     """Read an RWKV-PEFT checkpoint (one .pth) as an Adapter of `method`.
@@ -28,19 +43,16 @@ def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | No
     init_pissa.pth), scale 1 as RWKV-PEFT trains it. Other keys are train_parts tensors.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"RWKV-PEFT adapter {path} does not exist")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot read RWKV-PEFT adapter {path}: {e}") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"RWKV-PEFT adapter {path} holds a {type(raw).__name__}, expected a dict of tensors")
+    raw = load_tensors(path, "RWKV-PEFT adapter")
     tensors: dict[str, torch.Tensor] = {}
     ranks = set()
     found = set()
     for key, value in raw.items():
         module, _, leaf = key.rpartition(".")
+        wanted_dims = {"bone": (2, 3), "disha": (2, 3), "bat": (3,), "lora_A": (2,), "lora_B": (2,)}.get(leaf)
+        if wanted_dims and value.dim() not in wanted_dims:
+            raise ValueError(f"RWKV-PEFT adapter {path}: {key} has shape {tuple(value.shape)}, expected "
+                             f"{' or '.join(f'{d}-D' for d in wanted_dims)}")
         if leaf in ("bone", "disha", "bat"):
             kind = "bat" if value.dim() == 3 else "bone"
             found.add(kind)
@@ -66,7 +78,7 @@ def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | No
     if method == "pissa":
         if pissa_init is None:
             raise ValueError(f"{path}: a PiSSA adapter needs RWKV-PEFT's init_pissa.pth (--pissa_init)")
-        init = torch.load(pissa_init, map_location="cpu", weights_only=True)
+        init = load_tensors(Path(pissa_init), "RWKV-PEFT PiSSA start (--pissa_init)")
         for key, value in init.items():
             if key.endswith(".init_lora_A") or key.endswith(".init_lora_B"):
                 tensors[key] = value

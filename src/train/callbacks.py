@@ -30,9 +30,13 @@ from .run_dir import RUN_CONFIG, TRAINER_STATE, checkpoint_name, checkpoints
 METRICS_COLUMNS = ["step", "loss", "lr", "tokens_per_s", "tokens", "elapsed_s"]
 
 
+class StopNow(BaseException):
+    """A second Ctrl-C: stop at once. Not a KeyboardInterrupt, which Lightning turns into exit status 1."""
+
+
 class StopRequest:
     """Ctrl-C (SIGINT) or SIGTERM asks the run to stop at the next step boundary, after
-    saving a checkpoint. A second Ctrl-C interrupts at once."""
+    saving a checkpoint. A second Ctrl-C interrupts at once (StopNow)."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -41,7 +45,7 @@ class StopRequest:
     def install(self) -> None:
         def handler(signum, frame):
             if self.requested:
-                raise KeyboardInterrupt
+                raise StopNow
             self.requested = True
             print(f"\n[{signal.Signals(signum).name}] stopping after this step, once a checkpoint is saved "
                   f"(press Ctrl-C again to stop at once)", flush=True)
@@ -73,6 +77,8 @@ class TrainingLog(L.Callback):
                 kept = [r for r in csv.DictReader(io.StringIO(self.path.read_text()))
                         if int(r["step"]) <= self.resume_step]
             self.rows = [{k: r[k] for k in METRICS_COLUMNS} for r in kept]
+            if self.rows:                                      # elapsed_s goes on from the resumed step's
+                self._run_start -= float(self.rows[-1]["elapsed_s"])
             self._rewrite()
 
     def _rewrite(self) -> None:
@@ -157,11 +163,13 @@ class Checkpointing(L.Callback):
         step = trainer.global_step
         stop = pl_module.stop_agreed
         if step % self.save_every == 0 or step >= self.total_steps or stop:
-            self.save(trainer, pl_module, step)
+            self.save(trainer, pl_module, step, keep_state=stop)
         if stop:
             trainer.should_stop = True
 
-    def save(self, trainer, pl_module, step: int) -> None:
+    def save(self, trainer, pl_module, step: int, keep_state: bool = False) -> None:
+        """keep_state: this checkpoint keeps its trainer state even with --keep_trainer_states 0 (a run
+        stopped on request is stopped to be resumed)."""
         if step == self.last_saved:
             return
         if not pl_module.next_step_is_finite():
@@ -187,7 +195,8 @@ class Checkpointing(L.Callback):
             if final.exists():
                 shutil.rmtree(final)
             tmp.replace(final)
-            for old_step, old in checkpoints(self.proj_dir)[:-self.keep or None]:
+            keep = max(self.keep, 1) if keep_state else self.keep
+            for old_step, old in checkpoints(self.proj_dir)[:-keep or None]:
                 shutil.rmtree(old / TRAINER_STATE, ignore_errors=True)
             print(f"saved {final}", flush=True)
         trainer.strategy.barrier()
@@ -208,9 +217,15 @@ class GradientCheck(L.Callback):
         engine = getattr(trainer.strategy, "deepspeed_engine", None)
         norm = engine.get_global_grad_norm() if engine is not None else None
         if norm is not None and float(norm) == 0.0:
-            raise NothingToLearn(
-                f"every trainable parameter got an exactly zero gradient at step {trainer.global_step}, so training "
-                f"cannot change the model. PiSSA starts from the adapted weights' singular vectors, all zero where "
-                f"those weights are zero (RWKV-LM's random init zeroes att.output, ffn.receptance and ffn.value, "
-                f"which silences every other layer too): fine-tune a trained base (--load_model) or use another "
-                f"method (--peft bone, lora)")
+            peft = pl_module.cfg.peft
+            if peft is not None and peft.method == "pissa":
+                why = ("PiSSA starts from the adapted weights' singular vectors, all zero where those weights are "
+                       "zero (RWKV-LM's random init zeroes att.output, ffn.receptance and ffn.value, which silences "
+                       "every other layer too): fine-tune a trained base (--load_model) or use another method "
+                       "(--peft bone, lora)")
+            else:
+                why = ("no trainable tensor reaches the loss through a non-zero path (the adapted or trained "
+                       "layers feed only weights that are zero, or every target token is masked out): check "
+                       "--peft_targets, --train_parts, the base model and the data")
+            raise NothingToLearn(f"every trainable parameter got an exactly zero gradient at step "
+                                 f"{trainer.global_step}, so training cannot change the model: {why}")

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..data.dataset import DATA_TYPES
 from ..peft.config import PeftConfig
-from ..peft.registry import METHODS
+from ..peft.registry import METHODS, adapter_class
 from ..wkv6 import BACKENDS as WKV_BACKENDS
 from ..utils.options import add_flags, convert, dataclass_from_dict, flag_name, format_value, option
 
@@ -43,6 +43,8 @@ DEFAULT_PEFT = PeftConfig(method="bone", r=64)
 DEFAULT_WARMUP = 10
 FLOAT32_MAX = 3.4028234663852886e38
 
+# PeftConfig's fields that every method uses (the others: each method's `uses`)
+COMMON_PEFT_FIELDS = ("method", "r", "targets", "train_parts", "seed")
 # The flags of PeftConfig's fields ({flag: field}); --peft (the method, or none) is handled apart.
 PEFT_FLAGS = {flag_name(f): f.name for f in dataclasses.fields(PeftConfig) if flag_name(f)}
 # The short names of scripts/train_*.sh, also accepted as config-file keys.
@@ -113,8 +115,12 @@ class TrainConfig:
     resume: str = option("", "continue a run: latest (its newest checkpoint; an error if none), auto (the "
                              "newest if any), or a checkpoint directory; empty: start fresh",
                          metavar="latest|auto|DIR")
-    # what was derived, and how (filled by config_from_values; not a flag)
+    overwrite: bool = option(False, "start a new run in a --proj_dir that holds an earlier run's files but no "
+                                    "checkpoint (a stopped run's train_config.json, metrics.csv, loss.png, a base.pth "
+                                    "of another model or seed), replacing them")
+    # what was derived, and how (filled by config_from_values), and the --config files read (by parse_args)
     derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    sources: list = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.peft is not None and self.peft.seed != self.seed:
@@ -172,7 +178,10 @@ def read_config_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--config {path} does not exist")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"--config {path} is not a text file (JSON or YAML expected)") from None
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml
@@ -180,7 +189,8 @@ def read_config_file(path: str | Path) -> dict:
         else:
             data = json.loads(text)
     except Exception as e:
-        raise ValueError(f"--config {path} cannot be parsed: {e}") from None
+        first = " ".join(str(e).split())                          # YAML's messages run over several lines
+        raise ValueError(f"--config {path} cannot be parsed: {first}") from None
     if not isinstance(data, dict):
         raise ValueError(f"--config {path} must hold a mapping of flag names to values")
     derived = data.pop("derived", None) or {}
@@ -250,7 +260,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     values: dict[str, Any] = {}
     for path in files:
         values.update(read_config_file(path))
-    return config_from_values(values, given)
+    cfg = config_from_values(values, given)
+    cfg.sources = list(files)
+    return cfg
 
 
 def convert_value(flag: str, value: Any) -> Any:
@@ -297,17 +309,27 @@ def _steps(values: dict[str, Any], file_values: dict[str, Any], flags: dict[str,
     elif "epoch_steps" not in flags:                        # --steps on the command line beats a file's epoch_steps
         if count <= 0:
             raise ValueError(f"--epoch_count must be positive, got {count}")
-        values["epoch_steps"] = math.ceil(steps / count)
+        if steps % count:
+            raise ValueError(f"--steps {steps} is not a multiple of --epoch_count {count}: a run is epoch_steps x "
+                             f"epoch_count steps")
+        values["epoch_steps"] = steps // count
 
 
-def _peft_from(values: dict[str, Any]) -> PeftConfig | None:
+def _peft_from(values: dict[str, Any], flags: dict[str, Any]) -> PeftConfig | None:
+    """The adapters the settings ask for. An adapter flag that does not apply to the method (any with
+    --peft none) is an error when given on the command line; from a config file (a preset of another
+    method, say) it is left out, so what is recorded is what is used."""
     method = str(values.get("peft", DEFAULT_PEFT.method))
     if method not in PEFT_CHOICES:
         raise ValueError(f"--peft {method!r} is not one of {', '.join(PEFT_CHOICES)}")
+    applies = () if method == "none" else (*adapter_class(method).uses, *COMMON_PEFT_FIELDS)
+    stray = [flag for flag, name in PEFT_FLAGS.items() if flag in flags and flag != "peft" and name not in applies]
+    if stray:
+        raise ValueError(f"--{', --'.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to --peft {method}")
     if method == "none":
         return None
     fields = {name: convert_value(flag, values[flag]) for flag, name in PEFT_FLAGS.items()
-              if flag in values and flag != "peft"}
+              if flag in values and flag != "peft" and name in applies}
     return DEFAULT_PEFT.replace(method=method, **fields)
 
 
@@ -336,7 +358,8 @@ def config_from_values(file_values: dict[str, Any], flags: dict[str, Any] | None
     values = {**file_values, **flags}
     _steps(values, file_values, flags)
     train = {name: convert_value(flag, values[flag]) for flag, name in TRAIN_FLAGS.items() if flag in values}
-    cfg = dataclass_from_dict(TrainConfig, {**train, "peft": _peft_from(values)}, source="training configuration")
+    cfg = dataclass_from_dict(TrainConfig, {**train, "peft": _peft_from(values, flags)},
+                              source="training configuration")
     cfg.derived = derive(cfg)
     return cfg
 
@@ -384,3 +407,13 @@ def validate(cfg: TrainConfig) -> None:
                          f"warmup; give a smaller --warmup_steps")
     if cfg.strategy.endswith("offload") and cfg.resolved_accelerator == "cpu":
         raise ValueError(f"--strategy {cfg.strategy} offloads to the CPU from a GPU; on a CPU use deepspeed_stage_1/2/3")
+    if not 0 <= cfg.seed < 2**32:
+        raise ValueError(f"--seed must be in [0, 2^32), got {cfg.seed}")
+    if not cfg.proj_dir.strip():
+        raise ValueError("--proj_dir is empty: give the run's directory")
+    on_cpu = cfg.resolved_accelerator == "cpu"
+    if cfg.wkv_backend == "cuda" and on_cpu:
+        raise ValueError("--wkv_backend cuda runs on a GPU; on a CPU use chunked (or auto)")
+    if cfg.wkv_backend == "cuda_emulated" and (not on_cpu or cfg.precision != "bf16"):
+        raise ValueError("--wkv_backend cuda_emulated runs the CUDA kernel's source on a CPU, in bf16: it needs "
+                         "--gpus 0 --precision bf16 (it is slow: for tests)")

@@ -29,12 +29,14 @@ from .schedule import lr_at
 
 
 class RWKVTrainingModule(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, data: BinIdx, stop: StopRequest | None = None):
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, data: BinIdx, stop: StopRequest | None = None,
+                 base_fingerprint: str | None = None):
         super().__init__()
         self.model = model
         self.cfg = cfg
         self.data = data
         self.stop = stop
+        self.base_fingerprint = base_fingerprint           # recorded in every adapter file
         self.step_loss = float("nan")          # the mean loss of the last optimizer step (all micro-batches, ranks)
         self.lr_used = float("nan")            # the learning rate of that step
         self.stop_agreed = False               # some rank was asked to stop (Ctrl-C, SIGTERM) by that step
@@ -152,7 +154,8 @@ class RWKVTrainingModule(L.LightningModule):
             sd = {k: masters.get(k, v) for k, v in self.model.state_dict().items()}
             save_rwkv6(sd, directory / FULL_MODEL_FILE, dtype=torch.bfloat16 if self.cfg.precision == "bf16" else None)
         else:
-            save_adapter(self.model, self.cfg.peft, directory, step=step, tensors=masters)
+            save_adapter(self.model, self.cfg.peft, directory, step=step, tensors=masters,
+                         base_fingerprint=self.base_fingerprint)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["rng"] = rng_state()

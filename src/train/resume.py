@@ -23,7 +23,7 @@ from .run_dir import RUN_CONFIG, TRAINER_STATE, checkpoint_step, checkpoints, re
 FIXED_ON_RESUME = ("data_file", "data_type", "ctx_len", "micro_bsz", "accumulate_grad_batches", "devices", "num_nodes",
                    "seed", "strategy", "precision", "peft", "peft_r", "lora_alpha", "lora_dropout", "bat_index",
                    "bat_materialize", "disha_r1", "pissa_niter", "peft_targets", "train_parts")
-IGNORED = ("resume", "progress_bar", "proj_dir")        # where the run lives, how it shows itself
+IGNORED = ("resume", "progress_bar", "proj_dir", "overwrite")      # where the run lives, how it shows itself
 
 
 def saved_config(checkpoint: Path, proj_dir: Path) -> tuple[dict | None, Path | None]:
@@ -51,7 +51,8 @@ def compare(cfg: TrainConfig, checkpoint: Path) -> list[str]:
     """Refuse changed FIXED_ON_RESUME flags; return the other changes, as 'flag new (was old)'."""
     old, source = saved_config(checkpoint, Path(cfg.proj_dir))
     if old is None:
-        return []
+        raise ValueError(f"--resume {checkpoint}: neither {checkpoint / RUN_CONFIG} nor {Path(cfg.proj_dir) / RUN_CONFIG} "
+                         f"exists, so this run's settings cannot be checked against the checkpoint's; restore one")
     new = cfg.to_flags()
     refused, allowed = [], []
     for flag, value in new.items():

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -26,8 +27,9 @@ from ..model import RWKV6, RWKV6Config, load_rwkv6, read_checkpoint, resolve_con
 from ..model.init import init_rwkv6
 from ..peft import apply_peft, load_adapter, read_adapter
 from ..utils.atomic import atomic_write_text, writing
+from ..utils.files import file_fingerprint, same_file
 from ..utils.cli import run_command
-from .callbacks import METRICS_COLUMNS, Checkpointing, GradientCheck, ProgressBar, StopRequest, TrainingLog
+from .callbacks import METRICS_COLUMNS, Checkpointing, GradientCheck, ProgressBar, StopNow, StopRequest, TrainingLog
 from .config import TrainConfig, describe_derived, parse_args, validate
 from .loss import NonFiniteLoss, NothingToLearn
 from .module import RWKVTrainingModule
@@ -63,6 +65,8 @@ def preflight(cfg: TrainConfig) -> RWKV6Config:
         raise ValueError(f"--proj_dir {proj_dir} is a file, not a directory")
 
     if cfg.load_model:
+        if Path(cfg.load_model).is_dir():
+            raise ValueError(f"--load_model {cfg.load_model} is a directory; give the .pth file")
         if not Path(cfg.load_model).is_file():
             raise ValueError(f"--load_model {cfg.load_model} does not exist")
         model_config = RWKV6Config.from_state_dict(read_checkpoint(cfg.load_model), source=cfg.load_model)
@@ -75,7 +79,7 @@ def preflight(cfg: TrainConfig) -> RWKV6Config:
                                  f"(--model vs checkpoint: {detail})")
     elif cfg.model:
         model_config = resolve_config(cfg.model)
-        check_random_base(proj_dir, model_config, cfg.seed, resuming=bool(cfg.resume))
+        check_random_base(cfg, model_config)
     else:
         raise ValueError("give --load_model BASE.pth (to fine-tune) or --model PRESET|CONFIG.json (random init)")
 
@@ -86,8 +90,11 @@ def preflight(cfg: TrainConfig) -> RWKV6Config:
     if not cfg.data_file:
         raise ValueError("--data_file PREFIX is required (make one with scripts/make_data.sh)")
     data = BinIdx(cfg.data_file)
-    if data.dtype.itemsize == 2 and model_config.vocab_size > 65536:
-        raise ValueError(f"{cfg.data_file} stores uint16 tokens but the model has {model_config.vocab_size}")
+    if model_config.vocab_size <= np.iinfo(data.dtype).max and data.num_tokens:
+        largest = int(data.tokens.max())                    # only when the token type could exceed the vocabulary
+        if largest >= model_config.vocab_size:
+            raise ValueError(f"{cfg.data_file} holds token {largest}, but the model's vocabulary has "
+                             f"{model_config.vocab_size} tokens (0..{model_config.vocab_size - 1})")
     TokenDataset(data, cfg.data_type, cfg.ctx_len)                # enough data for one sample?
     return model_config
 
@@ -101,25 +108,38 @@ def global_rank_from_env(devices_per_node: int) -> int:
 BASE, BASE_RECORD = "base.pth", "base.json"        # a run's random initial model, and how it was made
 
 
-def check_random_base(proj_dir: Path, model_config: RWKV6Config, seed: int, resuming: bool) -> None:
-    """A base.pth already in proj_dir is this run's only if it was made from the same shapes and seed."""
+def random_base_differences(proj_dir: Path, model_config: RWKV6Config, seed: int, resuming: bool) -> list[str] | None:
+    """None: proj_dir holds no base.pth; []: its base.pth is this run's (made from the same shapes and
+    seed); else how the base.pth there differs from what this run would make."""
     base, record = proj_dir / BASE, proj_dir / BASE_RECORD
     if not base.exists():
-        return
+        return None
     wanted = {"shapes": model_config.shape_signature(), "seed": seed}
     try:
         made = json.loads(record.read_text())
     except (OSError, ValueError):
         made = None
-    if made is None:
+    if not isinstance(made, dict):
         found = RWKV6Config.from_state_dict(read_checkpoint(base), source=str(base)).shape_signature()
         if resuming and found == wanted["shapes"]:
-            return                                              # a run from before base.json was written
+            return []                                           # a run from before base.json was written
         made = {"shapes": found, "seed": "unknown (no readable base.json)"}
-    differs = [f"{k} {made.get(k)} there, {v} here" for k, v in wanted.items() if made.get(k) != v]
-    if differs:
-        raise ValueError(f"{base} was made for another run ({'; '.join(differs)}): choose another --proj_dir, or "
-                         f"move {BASE} and {BASE_RECORD} away to make a new one")
+    return [f"{k} {made.get(k)} there, {v} here" for k, v in wanted.items() if made.get(k) != v]
+
+
+def check_random_base(cfg: TrainConfig, model_config: RWKV6Config) -> None:
+    """A base.pth already in proj_dir is reused only when it is this run's; another is replaced only
+    with --overwrite (and never under a resumed run)."""
+    differs = random_base_differences(Path(cfg.proj_dir), model_config, cfg.seed, resuming=bool(cfg.resume))
+    if differs and (cfg.resume or not cfg.overwrite):
+        base = Path(cfg.proj_dir) / BASE
+        raise ValueError(f"{base} was made for another run ({'; '.join(differs)}): choose another --proj_dir"
+                         + ("" if cfg.resume else ", or pass --overwrite to make a new one"))
+
+
+def base_path(cfg: TrainConfig) -> Path:
+    """The base .pth of the run: --load_model, or the random init saved in proj_dir."""
+    return Path(cfg.load_model) if cfg.load_model else Path(cfg.proj_dir) / BASE
 
 
 def build_model(cfg: TrainConfig, model_config: RWKV6Config, resume_from: Path | None, is_rank_zero: bool):
@@ -130,8 +150,8 @@ def build_model(cfg: TrainConfig, model_config: RWKV6Config, resume_from: Path |
         model = load_rwkv6(cfg.load_model, dtype=dtype, **runtime)
     else:
         base = Path(cfg.proj_dir) / BASE
-        if base.exists():                                      # this run's own base (checked by preflight)
-            model = load_rwkv6(base, dtype=dtype, config=model_config.replace(**runtime))
+        if random_base_differences(Path(cfg.proj_dir), model_config, cfg.seed, bool(cfg.resume)) == []:
+            model = load_rwkv6(base, dtype=dtype, config=model_config.replace(**runtime))     # this run's own
         else:
             model = init_rwkv6(model_config.replace(**runtime), seed=cfg.seed, dtype=dtype)
             if is_rank_zero:
@@ -144,11 +164,7 @@ def build_model(cfg: TrainConfig, model_config: RWKV6Config, resume_from: Path |
         model.requires_grad_(True)
         return model
     if resume_from is not None:
-        adapter = read_adapter(resume_from)
-        if adapter.config != cfg.peft:
-            raise ValueError(f"--resume {resume_from}: it was trained with {adapter.config}, "
-                             f"this run asks for {cfg.peft}")
-        load_adapter(model, adapter)
+        load_adapter(model, read_adapter(resume_from))           # its config was checked by check_resume
     else:
         apply_peft(model, cfg.peft, verbose=is_rank_zero)
     return model
@@ -166,35 +182,96 @@ def make_logger(cfg: TrainConfig, proj_dir: Path):
     return False
 
 
+RUN_FILES = (RUN_CONFIG, "metrics.csv", "loss.png")       # what a run writes beside its checkpoints
+
+
+def check_run_directory(cfg: TrainConfig, resume_from: Path | None) -> None:
+    """Before anything is written: a fresh run replaces an earlier run's files only with --overwrite (its
+    checkpoints never: --resume continues them), and no run writes over one of its own --config files."""
+    proj_dir = Path(cfg.proj_dir)
+    for source in cfg.sources:
+        if same_file(proj_dir / RUN_CONFIG, Path(source)):
+            raise ValueError(f"--config {source} is the {RUN_CONFIG} this run writes; copy it elsewhere and pass "
+                             f"the copy")
+    if resume_from is not None:
+        return
+    found = checkpoints(proj_dir)
+    if found:
+        if resumable(proj_dir):
+            raise ValueError(f"{proj_dir} already holds checkpoints of a run; pass --resume to continue it or "
+                             f"choose another --proj_dir")
+        raise ValueError(f"{proj_dir} already holds checkpoints of a run, none with a {TRAINER_STATE}/ to resume "
+                         f"from (--keep_trainer_states 0): choose another --proj_dir (merge.py still takes their "
+                         f"adapters)")
+    earlier = [name for name in RUN_FILES if (proj_dir / name).exists()]
+    if earlier and not cfg.overwrite:
+        raise ValueError(f"{proj_dir} holds files of an earlier run ({', '.join(earlier)}) and no checkpoint: pass "
+                         f"--overwrite to start a new run there, or choose another --proj_dir")
+
+
+def check_resume(cfg: TrainConfig, resume_from: Path) -> list[str]:
+    """Everything a resume needs, checked before it writes anything: the trainer state's files, the
+    settings it may not change, the step count, the adapter and metrics.csv. Returns the changes."""
+    proj_dir = Path(cfg.proj_dir)
+    check_trainer_state(resume_from, proj_dir)
+    changed = compare(cfg, resume_from)
+    if cfg.peft is not None:
+        adapter = read_adapter(resume_from)
+        if adapter.config != cfg.peft:
+            raise ValueError(f"--resume {resume_from}: it was trained with {adapter.config}, this run asks for "
+                             f"{cfg.peft}")
+        base = base_path(cfg)
+        if adapter.base_fingerprint and base.is_file() and file_fingerprint(base) != adapter.base_fingerprint:
+            raise ValueError(f"--resume {resume_from}: it was trained on another base file than {base} (the "
+                             f"shapes agree, the contents differ): resume with the base it was trained on")
+    check_metrics(proj_dir / "metrics.csv", METRICS_COLUMNS)
+    step = checkpoint_step(resume_from)
+    if cfg.total_steps <= step:
+        raise ValueError(f"--resume {resume_from} is at step {step}, and this run ends at step {cfg.total_steps}: "
+                         f"nothing is left to train; give more steps (--steps, --epoch_count) to go on")
+    return changed
+
+
+class RunRecord(L.Callback):
+    """When training starts (the checkpoint, if any, restored), and only then: the newer checkpoints of a
+    resumed run are moved aside, the changed settings printed, train_config.json written."""
+
+    def __init__(self, cfg: TrainConfig, resume_step: int, changed: list[str]):
+        self.cfg, self.resume_step, self.changed = cfg, resume_step, changed
+        self.started = False
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.started = True
+        if not trainer.is_global_zero:
+            return
+        proj_dir = Path(self.cfg.proj_dir)
+        if self.cfg.resume:
+            abandoned = abandon_newer(proj_dir, self.resume_step)
+            if abandoned:
+                print(f"resuming from step {self.resume_step}: the newer checkpoints were moved to {abandoned}",
+                      flush=True)
+            if self.changed:
+                print(f"resuming with changed settings: {', '.join(self.changed)}", flush=True)
+        write_run_config(self.cfg)
+
+
 def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
-    """Train as cfg says; extra_callbacks (e.g. the benchmark's probe) join the run's own."""
+    """Train as cfg says; extra_callbacks (e.g. the benchmark's probe) join the run's own. Every check
+    comes before the first write."""
     start = time.time()
     validate(cfg)
     model_config = preflight(cfg)
     is_rank_zero = global_rank_from_env(cfg.devices) == 0
     proj_dir = Path(cfg.proj_dir)
     resume_from = find_resume_checkpoint(proj_dir, cfg.resume)
-    if resume_from is None and checkpoints(proj_dir):
-        raise ValueError(f"{proj_dir} already holds checkpoints of a run; pass --resume to continue it "
-                         f"or choose another --proj_dir")
+    check_run_directory(cfg, resume_from)
     resume_step = checkpoint_step(resume_from) if resume_from else 0
-    changed = []
-    if resume_from is not None:
-        check_trainer_state(resume_from, proj_dir)
-        changed = compare(cfg, resume_from)
-        check_metrics(proj_dir / "metrics.csv", METRICS_COLUMNS)
+    changed = check_resume(cfg, resume_from) if resume_from is not None else []
+
     with writing(proj_dir):
         proj_dir.mkdir(parents=True, exist_ok=True)
-    if is_rank_zero:
-        if cfg.derived:
-            print(f"derived: {describe_derived(cfg)}", flush=True)
-        if resume_from is not None:
-            abandoned = abandon_newer(proj_dir, resume_step)
-            if abandoned:
-                print(f"resuming from step {resume_step}: the newer checkpoints were moved to {abandoned}", flush=True)
-            if changed:
-                print(f"resuming with changed settings: {', '.join(changed)}", flush=True)
-        write_run_config(cfg)
+    if is_rank_zero and cfg.derived:
+        print(f"derived: {describe_derived(cfg)}", flush=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.precision == "tf32":
         torch.set_float32_matmul_precision("high")
@@ -202,11 +279,14 @@ def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
 
     model = build_model(cfg, model_config, resume_from, is_rank_zero)
     stop = StopRequest()
-    module = RWKVTrainingModule(model, cfg, BinIdx(cfg.data_file), stop)
+    base = base_path(cfg)
+    module = RWKVTrainingModule(model, cfg, BinIdx(cfg.data_file), stop,
+                                base_fingerprint=file_fingerprint(base) if base.is_file() else None)
     world = cfg.devices * cfg.num_nodes
     tokens_per_step = cfg.micro_bsz * cfg.ctx_len * cfg.accumulate_grad_batches * world
+    record = RunRecord(cfg, resume_step, changed)
     training_log = TrainingLog(proj_dir, tokens_per_step, resume_step=resume_step)
-    callbacks = [training_log, GradientCheck(),               # the check stops the run before a checkpoint is written
+    callbacks = [record, training_log, GradientCheck(),    # the check stops the run before a checkpoint is written
                  Checkpointing(proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states)]
     if cfg.progress_bar:
         callbacks.append(ProgressBar())
@@ -231,6 +311,12 @@ def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
     except SIGTERMException:             # Lightning's own SIGTERM exit, after our checkpoint was saved
         if trainer.is_global_zero:
             training_log.on_train_end(trainer, module)
+    except Exception as e:
+        if resume_from is None or record.started:
+            raise
+        first = (str(e).splitlines() or [""])[0]
+        raise ValueError(f"--resume {resume_from}: its {TRAINER_STATE}/ cannot be restored ({type(e).__name__}: "
+                         f"{first}); it is damaged or incomplete: resume from an earlier checkpoint") from None
     finally:
         stop.uninstall()
     return {"steps": trainer.global_step, "seconds": time.time() - start, "proj_dir": proj_dir,
@@ -243,7 +329,7 @@ def last_good(proj_dir: Path) -> str:
     if found:
         return (f"The newest checkpoint, {found[-1][1]}, holds weights whose loss is finite: continue with "
                 f"--resume latest and")
-    return "No checkpoint was saved: start again (without --resume) with"
+    return "No checkpoint was saved: start again (without --resume, with --overwrite) with"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         except torch.OutOfMemoryError:
             print(f"train.py: {OOM_ADVICE}", file=sys.stderr)
             return 4
+        except StopNow:
+            print(f"train.py: stopped at once (a second Ctrl-C); checkpoints are written whole or not at all: the "
+                  f"newest in {cfg.proj_dir} is the one to --resume", file=sys.stderr)
+            return 2
         if global_rank_from_env(cfg.devices) == 0:
             done = "stopped early at" if result["stopped_early"] else "finished"
             print(f"{done} step {result['steps']} in {result['seconds']:.0f}s; checkpoints, metrics.csv and loss.png "

@@ -15,35 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-import torch
-
 FULL_DISK_BYTES = 1 << 20          # below this much free space, a failed write is a full disk
 
 
 class WriteError(OSError):
     """A file could not be written: the message names it and says why."""
-
-
-def same_file(a: Path, b: Path) -> bool:
-    """a and b are the same file: the same path, or links to one file."""
-    if Path(a).resolve() == Path(b).resolve():
-        return True
-    with contextlib.suppress(OSError):
-        return os.path.samefile(a, b)
-    return False
-
-
-def check_output(path: str | Path, flag: str, inputs=(), overwrite: bool = False) -> None:
-    """Before any work: the output a command will write may not be a directory, nor one of the
-    command's own inputs, nor an existing file unless `overwrite`. ValueError names `flag`."""
-    path = Path(path)
-    for source in inputs:
-        if source is not None and same_file(path, Path(source)):
-            raise ValueError(f"{flag} {path} is one of this command's inputs ({source}); choose another {flag}")
-    if path.is_dir():
-        raise ValueError(f"{flag} {path} is a directory; give a file path")
-    if path.exists() and not overwrite:
-        raise ValueError(f"{path} already exists; pass --overwrite to replace it")
 
 
 def umask() -> int:
@@ -130,6 +106,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
+    import torch                     # here, not at the top: commands that never save tensors start faster
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 

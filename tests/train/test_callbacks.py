@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from src.train.callbacks import METRICS_COLUMNS, ProgressBar, StopRequest, TrainingLog, plot_losses
+from src.train.callbacks import METRICS_COLUMNS, ProgressBar, StopNow, StopRequest, TrainingLog, plot_losses
 
 
 def test_stop_request_catches_and_gives_back_signals():
@@ -17,7 +17,7 @@ def test_stop_request_catches_and_gives_back_signals():
     try:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.requested
-        with pytest.raises(KeyboardInterrupt):                   # a second Ctrl-C: at once
+        with pytest.raises(StopNow):                             # a second Ctrl-C: at once
             os.kill(os.getpid(), signal.SIGINT)
     finally:
         stop.uninstall()

@@ -29,7 +29,10 @@ def test_the_adapter_settings_are_a_peft_config():
                       "--seed", "3"])
     assert cfg.peft == PeftConfig(method="bat", r=16, bat_index="in", targets=("att.key", "ffn.*"), seed=3)
     assert parse_args([]).peft == PeftConfig(method="bone", r=64, seed=42)
-    assert parse_args(["--peft", "none", "--peft_r", "8"]).peft is None
+    assert parse_args(["--peft", "none"]).peft is None
+    preset = {"peft": "lora", "peft_r": 8, "lora_alpha": 16}             # a file's flags of another method: left out
+    assert config_from_values(preset, {"peft": "bone"}).peft == PeftConfig(method="bone", r=8, seed=42)
+    assert config_from_values(preset, {"peft": "none"}).peft is None
     with pytest.raises(ValueError, match=r"PeftConfig.dropout must be in \[0, 1\), got 1.5 \(flag --lora_dropout\)"):
         parse_args(["--peft", "lora", "--lora_dropout", "1.5"])
 

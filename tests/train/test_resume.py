@@ -121,8 +121,8 @@ def test_a_nan_stop_keeps_only_checkpoints_a_resume_can_use(tiny_fp32_checkpoint
         assert f"The newest checkpoint, {saved[-1]}" in err
         assert main(as_argv({**sane, "resume": "latest"})) == 0
     else:
-        assert "No checkpoint was saved: start again (without --resume)" in err
-        assert main(as_argv(sane)) == 0
+        assert "No checkpoint was saved: start again (without --resume, with --overwrite)" in err
+        assert main(as_argv({**sane, "overwrite": 1})) == 0
     assert len(rows(tmp_path / "run")) == 10
 
 
@@ -135,11 +135,45 @@ def test_pissa_on_a_random_base_stops_with_the_reason(sample_data, tmp_path, cap
     assert not list((tmp_path / "run").glob("checkpoint-*"))
 
 
-def test_a_base_made_for_another_run_is_not_reused(sample_data, tmp_path, capsys):
+def test_a_stopped_runs_files_and_base_are_replaced_only_with_overwrite(sample_data, tmp_path, capsys):
     values = flags("", sample_data, tmp_path / "run", model="tiny", load_model="", epoch_steps=1, warmup_steps=0)
     assert main(as_argv(values)) == 0
     for p in (tmp_path / "run").glob("checkpoint-*"):
-        p.rename(tmp_path / p.name)                           # as if the run had saved nothing
+        p.rename(tmp_path / p.name)                           # as if the run had stopped before saving
+    base = (tmp_path / "run" / "base.pth").read_bytes()
     assert main(as_argv({**values, "seed": 8})) == 2
-    assert "base.pth was made for another run (seed 7 there, 8 here)" in capsys.readouterr().err
-    assert main(as_argv(values)) == 0                         # the same model and seed: reused
+    assert "base.pth was made for another run (seed 7 there, 8 here): choose another --proj_dir, or pass " \
+           "--overwrite to make a new one" in capsys.readouterr().err
+    assert main(as_argv(values)) == 2
+    assert "holds files of an earlier run (train_config.json, metrics.csv, loss.png) and no checkpoint: pass " \
+           "--overwrite" in capsys.readouterr().err
+    assert main(as_argv({**values, "overwrite": 1})) == 0    # the same model and seed: its base is reused
+    assert (tmp_path / "run" / "base.pth").read_bytes() == base
+    for p in (tmp_path / "run").glob("checkpoint-*"):
+        p.rename(tmp_path / f"again-{p.name}")
+    assert main(as_argv({**values, "seed": 8, "overwrite": 1})) == 0
+    assert (tmp_path / "run" / "base.pth").read_bytes() != base
+    assert json.loads((tmp_path / "run" / "base.json").read_text())["seed"] == 8
+
+
+def test_a_resume_never_writes_over_its_own_config(finished, tmp_path, capsys):
+    config = tmp_path / "run" / "train_config.json"
+    assert main(["--config", str(config), "--proj_dir", str(tmp_path / "run"), "--resume", "latest",
+                 "--epoch_count", "4"]) == 2
+    assert "is the train_config.json this run writes; copy it elsewhere" in capsys.readouterr().err
+
+
+def test_a_refused_resume_changes_nothing(finished, tmp_path, capsys):
+    proj = tmp_path / "run"
+    (proj / "checkpoint-000002" / "adapter.pth").unlink()
+    before = sorted(str(p.relative_to(proj)) for p in proj.rglob("*"))
+    config = (proj / "train_config.json").read_text()
+    assert main(as_argv({**finished, "resume": str(proj / "checkpoint-000002")})) == 2
+    assert "adapter.pth is missing" in capsys.readouterr().err
+    assert sorted(str(p.relative_to(proj)) for p in proj.rglob("*")) == before
+    assert (proj / "train_config.json").read_text() == config
+
+
+def test_a_finished_run_has_nothing_to_resume(finished, capsys):
+    assert main(as_argv({**finished, "resume": "latest"})) == 2
+    assert "is at step 6, and this run ends at step 6: nothing is left to train" in capsys.readouterr().err

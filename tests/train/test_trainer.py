@@ -36,6 +36,8 @@ def flags(base, data, proj_dir, **changes) -> dict:
               "epoch_steps": 16, "epoch_count": 1, "lr_init": 3e-3, "lr_final": 1e-3, "warmup_steps": 2,
               "peft": "bone", "peft_r": 16, "grad_cp": 1, "seed": 7, "progress_bar": 0}
     values.update(changes)
+    if values["peft"] == "none":                         # adapter flags do not apply to full fine-tuning
+        values.pop("peft_r")
     return values
 
 
@@ -322,6 +324,31 @@ def test_ctrl_c_saves_then_exits(tiny_fp32_checkpoint, sample_data, tmp_path):
     step = int(saved[0].name.split("-")[1])
     assert 3 <= step < 1000 and len(losses(tmp_path / "run")) == step
     assert (tmp_path / "run" / "loss.png").is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_starting_and_twice_while_training(tiny_fp32_checkpoint, sample_data, tmp_path):
+    proc = train_subprocess(flags(tiny_fp32_checkpoint, sample_data, tmp_path / "early"))
+    time.sleep(0.3)                                          # while torch is being imported
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and out.strip().splitlines()[-1] == \
+        "train.py: interrupted while starting; nothing was written"
+    values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "run", epoch_steps=1000, epoch_save=100,
+                   ctx_len=512, micro_bsz=4, grad_cp=0)         # steps long enough for two signals within one
+    proc = train_subprocess(values)
+    metrics = tmp_path / "run" / "metrics.csv"
+    deadline = time.time() + 240
+    while len(metrics.read_text().splitlines()) < 3 if metrics.exists() else True:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert out.strip().splitlines()[-1].startswith("train.py: stopped at once (a second Ctrl-C)")
+    assert not list((tmp_path / "run").glob(".*tmp*"))
 
 
 @pytest.mark.slow
