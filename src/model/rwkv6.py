@@ -24,13 +24,17 @@ import torch.utils.checkpoint
 
 from ..wkv6 import wkv6
 from .config import RWKV6Config
+from .state import RWKVState
 
 LN_X_EPS = 64e-5        # RWKV-LM: 1e-5 * head_size_divisor ** 2, head_size_divisor = 8
 
 
-def time_shift(x: torch.Tensor) -> torch.Tensor:
-    """(B, T, C) -> x_{t-1}: the previous token's features, zeros at t = 0."""
-    return F.pad(x, (0, 0, 1, -1))
+def time_shift(x: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, T, C) -> x_{t-1}: the previous token's features; at t = 0 `previous` (B, C), the last
+    token of the piece before (RWKVState's token shift), or zeros."""
+    if previous is None:
+        return F.pad(x, (0, 0, 1, -1))
+    return torch.cat([previous[:, None].to(x.dtype), x[:, :-1]], dim=1)
 
 
 class TimeMix(nn.Module):
@@ -48,7 +52,10 @@ class TimeMix(nn.Module):
 
     The five token-shift LoRAs share one down-projection (time_maa_w1, C -> 5 Dm) and keep
     five up-projections (time_maa_w2); their lambda_* are time_maa_{w,k,v,r,g}. The WKV sum is
-    the recurrence of src/wkv6 (naive.py states it step by step).
+    the recurrence of src/wkv6 (naive.py states it step by step), started from a given state
+    S_0 (the previous piece's, see state.py) when there is one: then wkv_t gains
+    diag(prod_{j<t} w_j) S_0. State tuning (src/peft/state.py) adds `time_state`, a trained
+    S_0 stored [value, key] as in RWKV-LM, used when no state is given.
     """
 
     def __init__(self, config: RWKV6Config, layer_id: int):
@@ -76,9 +83,15 @@ class TimeMix(nn.Module):
         self.gate = nn.Linear(C, A, bias=False)
         self.ln_x = nn.GroupNorm(H, A, eps=LN_X_EPS)                # one group per head
 
-    def forward(self, x: torch.Tensor, config: RWKV6Config) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, config: RWKV6Config, shift: torch.Tensor | None = None,
+                state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (B, T, C), shift (B, C) x_{-1}, state (B, H, N, N) S_0 [key, value] ->
+        (output (B, T, C), x_{T-1} (B, C), S_T (B, H, N, N) float32)."""
         B, T, C = x.shape
-        xx = time_shift(x) - x                                      # (B, T, C)  x_{t-1} - x_t
+        if state is None and getattr(self, "time_state", None) is not None:
+            state = self.time_state.transpose(-1, -2)                                # [value, key] -> [key, value]
+            state = state.to(torch.promote_types(state.dtype, torch.float32)).expand(B, *state.shape)  # (B, H, N, N)
+        xx = time_shift(x, shift) - x                               # (B, T, C)  x_{t-1} - x_t
         xxx = x + xx * self.time_maa_x                              # (B, T, C)  lerp_x(x_t, x_{t-1})
         xxx = torch.tanh(xxx @ self.time_maa_w1)                    # (B, T, 5 Dm)  tanh(. A_*) for all five
         xxx = xxx.view(B * T, 5, -1).transpose(0, 1)                # (5, B*T, Dm)
@@ -97,10 +110,10 @@ class TimeMix(nn.Module):
         d = torch.tanh(xw @ self.time_decay_w1) @ self.time_decay_w2  # (B, T, A)  tanh(. A_d) B_d
         w = self.time_decay + d                                     # (B, T, A)  d_t; the decay is exp(-exp(d_t))
 
-        y, _ = wkv6(r, k, v, w, self.time_faaaa, backend=config.wkv_backend,
-                    chunk_size=config.wkv_chunk_size)               # (B, T, A)  r_t wkv_t
+        y, state = wkv6(r, k, v, w, self.time_faaaa, state=state, backend=config.wkv_backend,
+                        chunk_size=config.wkv_chunk_size)           # (B, T, A)  r_t wkv_t; S_T (B, H, N, N)
         y = self.ln_x(y.reshape(B * T, -1)).view(B, T, -1)          # (B, T, A)  GroupNorm, per head
-        return self.output(y * g)                                   # (B, T, C)
+        return self.output(y * g), x[:, -1].clone(), state          # (B, T, C), (B, C) (a copy: a view would keep x), S_T
 
 
 class ChannelMix(nn.Module):
@@ -120,12 +133,13 @@ class ChannelMix(nn.Module):
         self.receptance = nn.Linear(C, C, bias=False)
         self.value = nn.Linear(F_, C, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xx = time_shift(x) - x                                      # (B, T, C)
+    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, T, C), shift (B, C) x_{-1} -> (output (B, T, C), x_{T-1} (B, C))."""
+        xx = time_shift(x, shift) - x                               # (B, T, C)
         xk = x + xx * self.time_maa_k                               # (B, T, C)  lerp_k'
         xr = x + xx * self.time_maa_r                               # (B, T, C)  lerp_r'
         k = torch.relu(self.key(xk)) ** 2                           # (B, T, F)
-        return torch.sigmoid(self.receptance(xr)) * self.value(k)   # (B, T, C)
+        return torch.sigmoid(self.receptance(xr)) * self.value(k), x[:, -1].clone()   # (B, T, C), (B, C)
 
 
 class Block(nn.Module):
@@ -139,16 +153,27 @@ class Block(nn.Module):
         self.att = TimeMix(config, layer_id)
         self.ffn = ChannelMix(config, layer_id)
 
-    def forward(self, x: torch.Tensor, config: RWKV6Config) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, config: RWKV6Config, att_shift: torch.Tensor | None = None,
+                wkv: torch.Tensor | None = None, ffn_shift: torch.Tensor | None = None):
+        """x (B, T, C) and this layer's state (None: the start of a sequence) -> (x, att_shift, wkv,
+        ffn_shift), the state after the last token."""
         if self.layer_id == 0:
             x = self.ln0(x)
-        x = x + self.att(self.ln1(x), config)
-        return x + self.ffn(self.ln2(x))
+        att, att_shift, wkv = self.att(self.ln1(x), config, att_shift, wkv)
+        x = x + att
+        ffn, ffn_shift = self.ffn(self.ln2(x), ffn_shift)
+        return x + ffn, att_shift, wkv, ffn_shift
 
 
 class RWKV6(nn.Module):
     """model(idx: LongTensor (B, T)) -> logits (B, T, V). Parameters are left uninitialised:
     load a checkpoint (`load_rwkv6`) or initialise (`src.model.init.init_rwkv6`).
+
+    model(idx, state=None, return_state=True) -> (logits, RWKVState): `state` (state.py) is
+    where the sequence starts (None: the beginning; or a tuned `time_state`, see state tuning),
+    and the returned state is where it ends, so a sequence fed in pieces, each from the state
+    the last returned, gives the logits of feeding it whole. The returned state carries the
+    autograd graph: gradients flow back across pieces (infctx training) unless it is detached.
 
     `self.config` is the model's only configuration: the blocks read its runtime options
     (grad_cp, wkv_backend, wkv_chunk_size) from the forward call, so `set_runtime` changes
@@ -162,7 +187,7 @@ class RWKV6(nn.Module):
         self.ln_out = nn.LayerNorm(config.n_embd)
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, state: RWKVState | None = None, return_state: bool = False):
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
             got = f"{tuple(idx.shape)} {idx.dtype}" if isinstance(idx, torch.Tensor) else type(idx).__name__
             raise ValueError(f"RWKV6: idx must be an integer tensor of shape (B, T), got {got}")
@@ -172,14 +197,23 @@ class RWKV6(nn.Module):
             raise ValueError(f"RWKV6: token ids must lie in [0, {self.config.vocab_size}), "
                              f"got min {int(idx.min())} max {int(idx.max())}")
         config = self.config
+        if state is not None:
+            check_state(state, config, idx.shape[0])
         x = self.emb(idx)                                           # (B, T, C)
         checkpointing = config.grad_cp and self.training and torch.is_grad_enabled()
-        for block in self.blocks:
+        layers = []
+        for i, block in enumerate(self.blocks):
+            layer_state = state.layer(i) if state is not None else (None, None, None)
             if checkpointing:                                       # recompute the block in the backward
-                x = torch.utils.checkpoint.checkpoint(block, x, config, use_reentrant=False)
+                x, *layer_state = torch.utils.checkpoint.checkpoint(block, x, config, *layer_state,
+                                                                    use_reentrant=False)
             else:
-                x = block(x, config)
-        return self.head(self.ln_out(x))                            # (B, T, V)
+                x, *layer_state = block(x, config, *layer_state)
+            layers.append(layer_state)
+        logits = self.head(self.ln_out(x))                          # (B, T, V)
+        if not return_state:
+            return logits
+        return logits, RWKVState([a for a, _, _ in layers], [s for _, s, _ in layers], [f for _, _, f in layers])
 
     def set_runtime(self, **changes) -> "RWKV6":
         """Change runtime options (grad_cp, wkv_backend, wkv_chunk_size) of this model only."""
@@ -188,3 +222,16 @@ class RWKV6(nn.Module):
             raise ValueError("RWKV6.set_runtime changes runtime options only, not shapes")
         self.config = config
         return self
+
+
+def check_state(state: RWKVState, config: RWKV6Config, batch_size: int) -> None:
+    """A state given to the model must fit it: a ValueError naming what differs."""
+    if not isinstance(state, RWKVState):
+        raise ValueError(f"RWKV6: state must be an RWKVState, got {type(state).__name__}")
+    expected = {"layers": config.n_layer, "batch": batch_size, "wkv": (config.n_head, config.head_size,
+                                                                       config.head_size), "n_embd": config.n_embd}
+    found = {"layers": state.n_layer, "batch": state.batch_size, "wkv": tuple(state.wkv[0].shape[1:]),
+             "n_embd": state.att_shift[0].shape[1]}
+    wrong = [f"{k} {found[k]} in the state, {v} in the model (or idx)" for k, v in expected.items() if found[k] != v]
+    if wrong:
+        raise ValueError("RWKV6: the state does not fit: " + "; ".join(wrong))

@@ -20,7 +20,8 @@ def rwkv_pip_logits(path, tokens):
 
 @pytest.mark.parametrize("config", [
     RWKV6Config.preset("tiny"),
-    RWKV6Config(n_layer=3, n_embd=256, vocab_size=777, d_mix_lora=64, d_decay_lora=128),   # 7B/14B-style LoRA widths
+    pytest.param(RWKV6Config(n_layer=3, n_embd=256, vocab_size=777, d_mix_lora=64, d_decay_lora=128),
+                 marks=pytest.mark.slow, id="7b-style-64-128"),                          # 7B/14B-style LoRA widths
 ], ids=["tiny-32-64", "7b-style-64-128"])
 def test_logits_match_the_rwkv_pip_package(tmp_path, config):
     path = tmp_path / "model.pth"

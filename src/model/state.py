@@ -1,0 +1,181 @@
+"""RWKVState: everything an RWKV6 model carries from one token to the next, and state files.
+
+An RWKV model reads a sequence left to right with a state of constant size, so a sequence fed
+in pieces, each piece starting from the state the previous one ended with, gives the logits
+of feeding it whole (rwkv6.py: `model(idx, state=..., return_state=True)`). Per layer:
+
+    att_shift   (B, C)        the time mix's input (after ln1) at the last token: its x_{t-1}
+    wkv         (B, H, N, N)  the WKV state, indexed [key, value], float32 (src/wkv6)
+    ffn_shift   (B, C)        the channel mix's input (after ln2) at the last token
+
+State files are RWKV-LM's and RWKV-PEFT's (what state tuning writes, what ChatRWKV, the `rwkv`
+package, RWKV Runner and ai00 read): a .pth of {"blocks.{i}.att.time_state": (H, N, N)} holding
+the WKV state transposed, [value, key]; those runtimes turn it into their [key, value] state
+with `.transpose(1, 2)`. A state file holds the WKV part only: the token shifts start at zero.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..utils.atomic import atomic_torch_save
+from ..utils.files import load_tensor_file
+
+STATE_KEY = "blocks.{}.att.time_state"
+STATE_KEY_PATTERN = re.compile(r"blocks\.(\d+)\.att\.time_state")
+
+
+def file_layout(wkv: torch.Tensor) -> torch.Tensor:
+    """Our [key, value] WKV state -> a state file's [value, key] layout, or back (a transpose of the
+    last two dimensions is its own inverse)."""
+    return wkv.transpose(-1, -2)
+
+
+@dataclass
+class RWKVState:
+    """The state of every layer, batch first. Build one with `zeros`, `from_file`, or by running the
+    model with `return_state=True`."""
+
+    att_shift: list[torch.Tensor]      # n_layer x (B, C), the model's dtype
+    wkv: list[torch.Tensor]            # n_layer x (B, H, N, N) [key, value], float32
+    ffn_shift: list[torch.Tensor]      # n_layer x (B, C), the model's dtype
+
+    def __post_init__(self) -> None:
+        if not (len(self.att_shift) == len(self.wkv) == len(self.ffn_shift)) or not self.wkv:
+            raise ValueError(f"RWKVState: att_shift, wkv and ffn_shift need one tensor per layer each, got "
+                             f"{len(self.att_shift)}, {len(self.wkv)} and {len(self.ffn_shift)}")
+        B = self.wkv[0].shape[0]
+        for i, (a, s, f) in enumerate(zip(self.att_shift, self.wkv, self.ffn_shift)):
+            if a.dim() != 2 or f.dim() != 2 or s.dim() != 4 or s.shape[-1] != s.shape[-2] \
+                    or a.shape[0] != B or f.shape[0] != B or s.shape[0] != B or a.shape != f.shape:
+                raise ValueError(f"RWKVState: layer {i} has att_shift {tuple(a.shape)}, wkv {tuple(s.shape)}, "
+                                 f"ffn_shift {tuple(f.shape)}; expected (B, C), (B, H, N, N), (B, C) with one B")
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def zeros(cls, config, batch_size: int = 1, device: torch.device | str | None = None,
+              dtype: torch.dtype = torch.float32) -> "RWKVState":
+        """The state before the first token: all zeros. `config`: the model's RWKV6Config; `dtype`: the
+        token shifts' (the model's) dtype; the WKV state is float32."""
+        L, C, H, N = config.n_layer, config.n_embd, config.n_head, config.head_size
+        return cls([torch.zeros(batch_size, C, dtype=dtype, device=device) for _ in range(L)],
+                   [torch.zeros(batch_size, H, N, N, dtype=torch.float32, device=device) for _ in range(L)],
+                   [torch.zeros(batch_size, C, dtype=dtype, device=device) for _ in range(L)])
+
+    @classmethod
+    def from_wkv(cls, wkv: list[torch.Tensor], n_embd: int, dtype: torch.dtype = torch.float32) -> "RWKVState":
+        """A state with these WKV states ([key, value], (B, H, N, N) each) and zero token shifts."""
+        B, device = wkv[0].shape[0], wkv[0].device
+        wide = [s if s.dtype in (torch.float32, torch.float64) else s.float() for s in wkv]    # float64 stays (tests)
+        return cls([torch.zeros(B, n_embd, dtype=dtype, device=device) for _ in wkv], wide,
+                   [torch.zeros(B, n_embd, dtype=dtype, device=device) for _ in wkv])
+
+    @classmethod
+    def from_file(cls, path: str | Path, config=None, dtype: torch.dtype = torch.float32,
+                  device: torch.device | str | None = None) -> "RWKVState":
+        """Read a state file (RWKV-LM / RWKV-PEFT state tuning: blocks.{i}.att.time_state, (H, N, N)):
+        batch 1, zero token shifts. With `config` (the model's RWKV6Config), the layers and shapes must
+        fit it; a problem is a ValueError naming the file and the key."""
+        wkv = read_state_file(path, config)
+        n_embd = config.n_embd if config is not None else wkv[0].shape[0] * wkv[0].shape[1]
+        return cls.from_wkv([file_layout(s)[None].to(device) for s in wkv], n_embd, dtype)
+
+    # ------------------------------------------------------------------ using
+
+    @property
+    def n_layer(self) -> int:
+        return len(self.wkv)
+
+    @property
+    def batch_size(self) -> int:
+        return self.wkv[0].shape[0]
+
+    def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.att_shift[i], self.wkv[i], self.ffn_shift[i]
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Flat: att_shift, wkv, ffn_shift of layer 0, then layer 1, ... (`from_tensors` inverts it)."""
+        return [t for i in range(self.n_layer) for t in self.layer(i)]
+
+    @classmethod
+    def from_tensors(cls, tensors) -> "RWKVState":
+        tensors = list(tensors)
+        return cls(tensors[0::3], tensors[1::3], tensors[2::3])
+
+    def detach(self) -> "RWKVState":
+        """The same values, cut from the autograd graph (truncated backpropagation, generation)."""
+        return RWKVState.from_tensors(t.detach() for t in self.tensors())
+
+    def clone(self) -> "RWKVState":
+        return RWKVState.from_tensors(t.clone() for t in self.tensors())
+
+    def to(self, device=None, dtype: torch.dtype | None = None) -> "RWKVState":
+        """Move to `device`; `dtype` changes the token shifts only (the WKV state stays float32)."""
+        return RWKVState([t.to(device=device, dtype=dtype) for t in self.att_shift],
+                         [t.to(device=device) for t in self.wkv],
+                         [t.to(device=device, dtype=dtype) for t in self.ffn_shift])
+
+    def expand(self, batch_size: int) -> "RWKVState":
+        """A batch-1 state repeated over `batch_size` rows (one prompt state for a batch)."""
+        if self.batch_size != 1:
+            raise ValueError(f"RWKVState.expand: the state has batch size {self.batch_size}, expected 1")
+        return RWKVState.from_tensors(t.expand(batch_size, *t.shape[1:]).clone() for t in self.tensors())
+
+    # ------------------------------------------------------------------ state files
+
+    def file_tensors(self, index: int = 0) -> dict[str, torch.Tensor]:
+        """Row `index` of the WKV state as a state file's tensors ({blocks.{i}.att.time_state: (H, N, N)},
+        [value, key], float32)."""
+        if not 0 <= index < self.batch_size:
+            raise ValueError(f"RWKVState: index {index} is outside the batch of {self.batch_size}")
+        return {STATE_KEY.format(i): file_layout(s[index]).detach().float().cpu().contiguous()
+                for i, s in enumerate(self.wkv)}
+
+    def save(self, path: str | Path, index: int = 0) -> Path:
+        """Write row `index` as a state file, atomically. Only the WKV state is written (that is what the
+        format holds and what RWKV runtimes read); the token shifts are not, and start at zero when the
+        file is read."""
+        atomic_torch_save(self.file_tensors(index), path)
+        return Path(path)
+
+
+def read_state_file(path: str | Path, config=None) -> list[torch.Tensor]:
+    """A state file's tensors, layer by layer, as stored ((H, N, N) [value, key], float32), checked:
+    keys blocks.0 .. blocks.{L-1}.att.time_state and nothing else, square heads, and, with `config`, the
+    model's layer count, heads and head size."""
+    path = Path(path)
+    data = load_tensor_file(path, "state file")
+    if not data:
+        raise ValueError(f"state file {path} is empty: expected blocks.{{i}}.att.time_state tensors")
+    layers = {}
+    for key, value in data.items():
+        match = STATE_KEY_PATTERN.fullmatch(str(key))
+        if match is None:
+            raise ValueError(f"state file {path}: unexpected key {key} (a state file holds "
+                             f"blocks.{{i}}.att.time_state only; is it an adapter or a model?)")
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 3 \
+                or value.shape[1] != value.shape[2]:
+            what = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"state file {path}: {key} is {what}, expected a float (H, N, N) tensor")
+        layers[int(match.group(1))] = value.float()
+    n_layer = config.n_layer if config is not None else len(layers)
+    missing = [STATE_KEY.format(i) for i in range(n_layer) if i not in layers]
+    extra = [STATE_KEY.format(i) for i in sorted(layers) if i >= n_layer]
+    if missing or extra:
+        problem = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
+        raise ValueError(f"state file {path}: {problem} (the model has {n_layer} layers, the file "
+                         f"{len(layers)} states)")
+    expected = (config.n_head, config.head_size, config.head_size) if config is not None else tuple(layers[0].shape)
+    for i in range(n_layer):
+        if tuple(layers[i].shape) != expected:
+            raise ValueError(f"state file {path}: {STATE_KEY.format(i)} has shape {tuple(layers[i].shape)}, "
+                             f"expected {expected} (H, N, N) for every layer")
+    for i, value in layers.items():
+        if not torch.isfinite(value).all():
+            raise ValueError(f"state file {path}: {STATE_KEY.format(i)} holds NaN or infinite values")
+    return [layers[i] for i in range(n_layer)]
