@@ -76,3 +76,32 @@ def test_a_users_file_with_only_lr_init_derives_lr_final(tmp_path):
     (tmp_path / "mine.json").write_text('{"lr_init": 4e-4}')
     cfg = parse_args(["--config", str(REPO / "configs" / "train" / "lora.json"), "--config", str(tmp_path / "mine.json")])
     assert (cfg.lr_init, cfg.lr_final, cfg.lr_schedule) == (4e-4, pytest.approx(4e-5), "cos")
+
+
+def test_train_state_sh_reads_its_preset(sample_data, tmp_path):
+    """train_state.sh = train.py with configs/train/state.json: state tuning, RWKV-PEFT's learning rates
+    (1 -> 0.01), the same short flags as the other scripts; --rank does not apply to a state."""
+    text = (REPO / "scripts" / "train_state.sh").read_text()
+    assert '--config "$REPO_ROOT/configs/train/state.json" "$@"' in text
+    preset = ["--config", str(REPO / "configs" / "train" / "state.json")]
+    on_gpu = parse_args([*preset, "--gpus", "1"])
+    assert (on_gpu.peft.method, on_gpu.peft.train_state, on_gpu.peft.r, on_gpu.lr_init, on_gpu.lr_final) == \
+        ("state", True, None, 1.0, 0.01)
+    assert (on_gpu.precision, on_gpu.grad_cp, on_gpu.ctx_len, on_gpu.micro_bsz, on_gpu.proj_dir) == \
+        ("bf16", True, 1024, 4, "out/state")
+    cpu = parse_args([*preset, "--model", "tiny", "--data", str(sample_data), "--gpus", "0", "--steps", "5",
+                      "--lr", "0.5", "--chunk_ctx", "256", "--proj_dir", str(tmp_path / "run")])
+    assert (cpu.precision, cpu.total_steps, cpu.lr_init, cpu.chunk_ctx) == ("fp32", 5, 0.5, 256)
+    validate(cpu)
+    preflight(cpu)
+    with pytest.raises(ValueError, match="--peft_r does not apply to --peft state"):
+        parse_args([*preset, "--rank", "64"])
+
+
+@pytest.mark.slow
+def test_train_state_sh_runs_in_chunks(tiny_fp32_checkpoint, sample_data, tmp_path):
+    """State tuning of a (non-zero) tiny model on the CPU through the script, as infctx chunks."""
+    done = script("train_state.sh", "--model", tiny_fp32_checkpoint, "--data", sample_data, "--proj_dir", "runs/state", "--gpus", 0,
+                  "--steps", 4, "--ctx_len", 64, "--chunk_ctx", 16, "--micro_bsz", 2, "--grad_cp", 0, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "runs" / "state" / "checkpoint-000004" / "state.pth").is_file()

@@ -11,6 +11,7 @@
     adapter.py     Adapter: an adapter read from disk
     adapter_io.py  our adapter directories (save, read, load, find the newest)
     rwkv_peft.py   RWKV-PEFT's .pth adapter files
+    state.py       state tuning: each layer's trained initial state (time_state), state.pth
     merge.py       base .pth + adapter -> plain .pth (merge.py at the top level)
 """
 

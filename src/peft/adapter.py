@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from .config import PeftConfig
-from .registry import adapter_class
+from .state import STATE_PARAMETER
+from .registry import layer_tensor_names
 
 
 @dataclass
@@ -24,7 +25,7 @@ class Adapter:
 
     def layer_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
         """{module name: {adapter tensor name: tensor}} for the adapter tensors."""
-        names = adapter_class(self.config.method).file_tensors
+        names = layer_tensor_names(self.config.method)
         layers: dict[str, dict[str, torch.Tensor]] = {}
         for key, value in self.tensors.items():
             module, _, leaf = key.rpartition(".")
@@ -34,5 +35,9 @@ class Adapter:
 
     def extra_tensors(self) -> dict[str, torch.Tensor]:
         """The train_parts tensors (base key names), copied over the base when merging."""
-        names = adapter_class(self.config.method).file_tensors
+        names = (*layer_tensor_names(self.config.method), STATE_PARAMETER)
         return {k: v for k, v in self.tensors.items() if k.rpartition(".")[2] not in names}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The tuned initial states (blocks.{i}.att.time_state, a state file's tensors), if any."""
+        return {k: v for k, v in self.tensors.items() if k.rpartition(".")[2] == STATE_PARAMETER}

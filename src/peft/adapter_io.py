@@ -1,13 +1,15 @@
 """Adapter files: save_adapter / load_adapter, finding the newest checkpoint, reading any format.
 
 Our format is a directory with two files:
-    adapter.pth          the trainable tensors (adapters and train_parts) and PiSSA's start
-                         point, under the model's own key names (blocks.0.att.key.bone, ...)
+    adapter.pth          the trainable tensors (adapters, train_parts, tuned states) and PiSSA's
+                         start point, under the model's own key names (blocks.0.att.key.bone, ...)
     adapter_config.json  {"format": "rwkv6-peft-adapter", "version": 1, "peft": PeftConfig,
                           "base_model": the base's shape signature, "base_fingerprint": which
                           base file (when the trainer knows it), "step": N,
                           "tensors": {key: shape}, "adapter_sha256": hash of adapter.pth}
-Both are written atomically; the hash ties them together, so a save that was interrupted
+and, when the initial states were tuned, a third:
+    state.pth            those states alone, a state file RWKV runtimes load (src/peft/state.py)
+All are written atomically; the hash ties them together, so a save that was interrupted
 between the two files is detected instead of loading a mismatched pair. RWKV-PEFT's files
 are read by rwkv_peft.py; `read_any_adapter` and `load_adapter` take either.
 """
@@ -26,11 +28,13 @@ import torch
 import torch.nn as nn
 
 from ..model.checkpoint import check_state_dict
+from ..utils.files import load_tensor_file
 from ..utils.atomic import atomic_torch_save, atomic_write_text, new_temporary_directory, writing
 from .adapter import Adapter
 from .apply import adapter_layers, adapter_state_dict, apply_peft
 from .config import PeftConfig
 from .rwkv_peft import read_rwkv_peft_adapter
+from .state import STATE_FILE, state_file_from
 
 ADAPTER_FILE = "adapter.pth"
 CONFIG_FILE = "adapter_config.json"
@@ -84,6 +88,8 @@ def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | P
                 "tensors": {k: list(v.shape) for k, v in tensors.items()},
                 "adapter_sha256": _sha256(into / ADAPTER_FILE)}
         atomic_write_text(into / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
+        if config.train_state:
+            atomic_torch_save(state_file_from(tensors), into / STATE_FILE)
 
     if directory.exists():
         write(directory)
@@ -130,12 +136,7 @@ def read_adapter(directory: str | Path) -> Adapter:
     except (TypeError, ValueError) as e:
         raise ValueError(f"adapter {config_path}: its 'peft' settings are not valid ({' '.join(str(e).split())})") \
             from None
-    try:
-        tensors = torch.load(tensor_path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot read adapter {tensor_path}: {(str(e).splitlines() or [''])[0]}") from None
-    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
-        raise ValueError(f"adapter {tensor_path} does not hold a dict of tensors")
+    tensors = load_tensor_file(tensor_path, "adapter")
     return Adapter(config, tensors, meta.get("base_model"), meta.get("step"), directory, "rwkv6-peft",
                    files=(tensor_path, config_path), base_fingerprint=meta.get("base_fingerprint"))
 
@@ -196,7 +197,7 @@ def _describe_config_difference(have: PeftConfig, want: PeftConfig) -> list[str]
     for key, value in want.options().items():
         if have.options()[key] != value:
             diffs.append(f"{key} {value} in the file, {have.options()[key]} in the model")
-    for key in ("targets", "train_parts"):
+    for key in ("targets", "train_parts", "train_state"):
         if getattr(have, key) != getattr(want, key):
             diffs.append(f"{key} {list(getattr(want, key))} in the file, {list(getattr(have, key))} in the model")
     return diffs

@@ -9,7 +9,8 @@ import torch.nn as nn
 
 from .config import PeftConfig
 from .layer import AdapterLinear
-from .registry import adapter_class
+from .registry import STATE_METHOD, adapter_class
+from .state import add_time_state, remove_time_state
 
 
 def target_matches(name: str, pattern: str) -> bool:
@@ -43,14 +44,16 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
 
 def apply_peft(model: nn.Module, config: PeftConfig, init_adapters: bool = True, verbose: bool = True) -> nn.Module:
     """Replace the target linears of `model` by adapter layers, in place, and freeze everything
-    except the adapters and the parameters matching `config.train_parts`. Returns the model.
+    except the adapters, the parameters matching `config.train_parts` and, with `config.train_state`
+    (always for method "state"), each layer's new initial state `time_state` (state.py). Returns the model.
     `init_adapters=False` skips LoRA's random init and PiSSA's SVD (a loader fills them)."""
     if not isinstance(config, PeftConfig):
         raise ValueError(f"apply_peft: config must be a PeftConfig, got {type(config).__name__} {config!r}")
     if getattr(model, "peft_config", None) is not None:
         raise ValueError(f"apply_peft: this model already has {model.peft_config.method} adapters")
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
-    chosen = [name for name in linears if any(target_matches(name, p) for p in config.targets)]
+    chosen = [name for name in linears if any(target_matches(name, p) for p in config.targets)
+              and config.method != STATE_METHOD]
     for pattern in config.targets:
         if not any(target_matches(name, pattern) for name in linears):
             examples = ", ".join(sorted({n.split(".", 2)[-1] for n in linears if n.startswith("blocks.")}))
@@ -65,6 +68,8 @@ def apply_peft(model: nn.Module, config: PeftConfig, init_adapters: bool = True,
     for layer in adapters.values():
         for pname in layer.adapter_names:
             getattr(layer, pname).requires_grad_(True)
+    if config.train_state:
+        add_time_state(model)                               # new parameters: they train
     frozen_bases = {f"{name}.weight" for name in adapters}
     for pname, param in model.named_parameters():
         if any(part_matches(pname, p) for p in config.train_parts):
@@ -103,8 +108,10 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def merge_and_unload(model: nn.Module) -> nn.Module:
-    """Fold every adapter into its weight (W + ΔW in fp32) and put plain nn.Linear layers back."""
+    """Fold every adapter into its weight (W + ΔW in fp32) and put plain nn.Linear layers back. Tuned
+    initial states are not weights: they are removed (save them first, as a state file)."""
     for name, layer in adapter_layers(model).items():
         _set_submodule(model, name, layer.to_linear())
+    remove_time_state(model)
     model.peft_config = None
     return model

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..utils.options import dataclass_from_dict, flag_name, option
-from .registry import ADAPTER_CLASSES, METHODS, adapter_class
+from .registry import ADAPTER_CLASSES, PEFT_METHODS, STATE_METHOD, adapter_class
 
 # The eight linear layers of every RWKV6 block (names relative to the block).
 DEFAULT_TARGETS = ("att.receptance", "att.key", "att.value", "att.gate", "att.output",
@@ -21,11 +21,13 @@ DEFAULT_TARGETS = ("att.receptance", "att.key", "att.value", "att.gate", "att.ou
 
 @dataclass(frozen=True)
 class PeftConfig:
-    """An adapter configuration; `PeftConfig(method="bone", r=64)` is the paper's Bone."""
+    """An adapter configuration; `PeftConfig(method="bone", r=64)` is the paper's Bone;
+    `PeftConfig(method="state")` is state tuning alone (no r, no targets)."""
 
-    method: str = option(help="the adapter method (src/peft/registry.py)", choices=METHODS, flag="peft")
-    r: int = option(help="Bone's block width, Bat's block size, LoRA/PiSSA's rank, DiSHA's input-side shard "
-                         "width r2", flag="peft_r")
+    method: str = option(help="the adapter method (src/peft/registry.py); state: tune only each layer's initial "
+                              "WKV state", choices=PEFT_METHODS, flag="peft")
+    r: int | None = option(None, "Bone's block width, Bat's block size, LoRA/PiSSA's rank, DiSHA's input-side shard "
+                                 "width r2 (none for state tuning)", flag="peft_r")
     alpha: float | None = option(None, "LoRA/PiSSA scaling numerator (scale = alpha / r)", derived="r (scale 1)",
                                  flag="lora_alpha")
     dropout: float = option(0.0, "LoRA/PiSSA dropout on the adapter path", flag="lora_dropout")
@@ -43,6 +45,9 @@ class PeftConfig:
                                           help="other parameters that also train: bare words match as substrings, "
                                                "as in RWKV-PEFT ('time', 'ln'); dotted names and globs match "
                                                "whole names")
+    train_state: bool = option(False, "also tune each layer's initial WKV state (RWKV-LM's time_state); checkpoints "
+                                      "then hold state.pth, a state file RWKV runtimes load (always on with --peft "
+                                      "state)")
     seed: int = option(0, "seeds LoRA's Kaiming init and PiSSA's SVD (an explicit generator, no global RNG)",
                        flag=False)
 
@@ -65,9 +70,19 @@ class PeftConfig:
         if isinstance(self.disha_r1, bool) or isinstance(self.pissa_niter, bool):
             raise bad("disha_r1" if isinstance(self.disha_r1, bool) else "pissa_niter", "must be an integer, not a bool")
 
-        if self.method not in ADAPTER_CLASSES:
-            raise bad("method", f"must be one of {tuple(ADAPTER_CLASSES)}, got {self.method!r}")
-        if not isinstance(self.r, int) or isinstance(self.r, bool) or self.r <= 0:
+        known = (*ADAPTER_CLASSES, STATE_METHOD)              # read now: the registry is the one source
+        if self.method not in known:
+            raise bad("method", f"must be one of {known}, got {self.method!r}")
+        if not isinstance(self.train_state, bool):
+            raise bad("train_state", f"must be True or False, got {self.train_state!r}")
+        if self.method == STATE_METHOD:                    # no layer adapted: nothing of theirs applies
+            if self.r is not None:
+                raise bad("r", f"is {self.r!r}, but state tuning adapts no linear layer (leave r out)")
+            if self.targets not in ((), DEFAULT_TARGETS):
+                raise bad("targets", f"is {list(self.targets)}, but state tuning adapts no linear layer")
+            object.__setattr__(self, "targets", ())
+            object.__setattr__(self, "train_state", True)
+        elif not isinstance(self.r, int) or isinstance(self.r, bool) or self.r <= 0:
             raise bad("r", f"must be a positive integer, got {self.r!r}")
         if self.alpha is not None and not (self.alpha > 0 and math.isfinite(self.alpha)):
             raise bad("alpha", f"must be a positive finite number, got {self.alpha!r}")
@@ -81,7 +96,7 @@ class PeftConfig:
             raise bad("disha_r1", f"must be a positive integer or None, got {self.disha_r1!r}")
         if not isinstance(self.pissa_niter, int) or self.pissa_niter < 0:
             raise bad("pissa_niter", f"must be a non-negative integer, got {self.pissa_niter!r}")
-        if not self.targets:
+        if not self.targets and self.method != STATE_METHOD:
             raise bad("targets", "is empty: name at least one linear layer to adapt")
         for group in ("targets", "train_parts"):
             for pattern in getattr(self, group):
@@ -90,7 +105,7 @@ class PeftConfig:
 
     def options(self) -> dict:
         """The method's hyperparameters that shape or scale the adapter (compared when loading)."""
-        return adapter_class(self.method).option_values(self)
+        return {} if self.method == STATE_METHOD else adapter_class(self.method).option_values(self)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -19,13 +19,15 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..model import RWKV6Config, check_state_dict, load_rwkv6, read_checkpoint, save_rwkv6
+from ..model import RWKV6Config, RWKVState, check_state_dict, load_rwkv6, read_checkpoint, save_rwkv6
+from ..model.state import file_layout
 from ..utils.files import check_output, file_fingerprint
 from ..utils.cli import run_command
 from .adapter import Adapter
 from .adapter_io import base_signature_difference, load_adapter, read_any_adapter
 from .apply import make_adapter
-from .registry import METHODS
+from .registry import METHODS, STATE_METHOD
+from .state import STATE_FILE
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -85,6 +87,9 @@ def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | 
         raise ValueError(f"adapter {adapter.source} was trained on another base model than {base_path}: "
                          + "; ".join(diffs))
     layers, extras = adapter.layer_tensors(), adapter.extra_tensors()
+    if adapter.config.method == STATE_METHOD:
+        raise ValueError(f"adapter {adapter.source} is state tuning: it changes no weight, so there is nothing to "
+                         f"merge; give your runtime its {STATE_FILE} with the base model as it is")
     if not layers:
         raise ValueError(f"adapter {adapter.source} holds no {adapter.config.method} tensors")
     for module in layers:
@@ -126,7 +131,12 @@ def check_merge(base_path: str | Path, adapter: Adapter, merged_path: str | Path
     tokens = torch.randint(0, vocab, (1, n_tokens), generator=torch.Generator().manual_seed(seed)).to(device)
     expected = model(tokens).float()
     del model
-    merged = load_rwkv6(merged_path, device=device)(tokens).float()
+    merged = load_rwkv6(merged_path, device=device)
+    # a tuned initial state is not in the merged file: the merged model starts from the adapter's state file
+    state = (RWKVState.from_wkv([file_layout(t)[None].to(device) for _, t in sorted(
+        adapter.state_tensors().items(), key=lambda kv: int(kv[0].split(".")[1]))], merged.config.n_embd)
+        if adapter.state_tensors() else None)
+    merged = merged(tokens, state=state).float()
     diff = (merged - expected).abs().max().item()
     return diff, diff / max(expected.abs().max().item(), 1e-30)
 
@@ -199,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"merged {report.layers} {adapter.config.method} layers ({options}{step}) and {report.extra_tensors} "
               f"train_parts tensors from {adapter.source} ({adapter.origin}) into {output} "
               f"({size:.2f} GiB) in {report.seconds:.1f}s")
+        if adapter.state_tensors():
+            where = adapter.source / STATE_FILE if adapter.source.is_dir() else adapter.source
+            print(f"the adapter also tuned the initial state: it is not part of a model file; give your runtime "
+                  f"{where} with {output}")
         if args.check:
             diff, rel = check_merge(base, adapter, output, n_tokens=args.check_tokens, device=args.device)
             print(f"check: {args.check_tokens} tokens, largest logit difference between base+adapter (fp32) and the "

@@ -16,21 +16,13 @@ import torch
 from .adapter import Adapter
 from .config import PeftConfig
 from .registry import adapter_class
+from .state import STATE_PARAMETER
+from ..utils.files import load_tensor_file
 
 
 def load_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
     """A .pth holding a dict of tensors, or a one-line error naming it."""
-    if path.is_dir():
-        raise ValueError(f"{what} {path} is a directory, not a .pth file")
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot read {what} {path}: {(str(e).splitlines() or [''])[0]}") from None
-    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
-        raise ValueError(f"{what} {path} holds a {type(raw).__name__}, expected a dict of tensors")
-    return raw
+    return load_tensor_file(path, what)
 
 
 def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | None = None,
@@ -84,9 +76,10 @@ def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | No
                 tensors[key] = value
     layer_class = adapter_class(method)
     modules = sorted({k.rpartition(".")[0] for k in tensors if k.rpartition(".")[2] in layer_class.adapter_names})
-    extras = sorted(k for k in tensors if k.rpartition(".")[2] not in layer_class.file_tensors)
+    states = {k for k in tensors if k.rpartition(".")[2] == STATE_PARAMETER}      # RWKV-PEFT's --train_type state
+    extras = sorted(k for k in tensors if k.rpartition(".")[2] not in layer_class.file_tensors and k not in states)
     config = PeftConfig(method=method, r=r, alpha=(float(r) if method == "pissa" else lora_alpha),
-                        bat_index="in", targets=tuple(modules), train_parts=tuple(extras))
+                        bat_index="in", targets=tuple(modules), train_parts=tuple(extras), train_state=bool(states))
     step = int(m.group(1)) if (m := re.search(r"rwkv-(\d+)\.pth$", path.name)) else None
     files = (path, Path(pissa_init)) if pissa_init is not None else (path,)
     return Adapter(config, tensors, None, step, path, "RWKV-PEFT", files=files)

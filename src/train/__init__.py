@@ -4,6 +4,7 @@
     trainer.py    run(cfg): preflight, the model with its adapters, Lightning + DeepSpeed; main()
     module.py     RWKVTrainingModule: loss per micro-batch, one host sync per optimizer step, checkpoint weights
     loss.py       masked cross-entropy with RWKV-LM's L2Wrap, fused; why a run stops
+    infctx.py     a long sample's loss in chunks (--chunk_ctx): exact, with one chunk's memory
     schedule.py   warmup, then cosine / exponential / constant learning rate
     callbacks.py  the training log (metrics.csv, loss.png), checkpoints, stopping on Ctrl-C
     strategy.py   DeepSpeed through Lightning, on GPUs and on the CPU
@@ -11,10 +12,11 @@
 """
 
 from .config import TrainConfig, config_from_values, parse_args, validate
+from .infctx import sample_loss
 from .loss import L2Wrap, masked_cross_entropy, training_loss
 from .module import NonFiniteLoss, RWKVTrainingModule
 from .trainer import main, preflight, run
 from .schedule import lr_at
 
 __all__ = ["TrainConfig", "config_from_values", "parse_args", "validate", "preflight", "run", "main",
-           "RWKVTrainingModule", "NonFiniteLoss", "L2Wrap", "masked_cross_entropy", "training_loss", "lr_at"]
+           "RWKVTrainingModule", "NonFiniteLoss", "L2Wrap", "masked_cross_entropy", "training_loss", "sample_loss", "lr_at"]

@@ -223,6 +223,9 @@ class GradientCheck(L.Callback):
                        "zero (RWKV-LM's random init zeroes att.output, ffn.receptance and ffn.value, which silences "
                        "every other layer too): fine-tune a trained base (--load_model) or use another method "
                        "(--peft bone, lora)")
+            elif peft is not None and peft.method == "state":
+                why = ("the initial states reach the loss only through each layer's att.output weight, which "
+                       "RWKV-LM's random init makes zero: state-tune a trained base (--load_model)")
             else:
                 why = ("no trainable tensor reaches the loss through a non-zero path (the adapted or trained "
                        "layers feed only weights that are zero, or every target token is masked out): check "

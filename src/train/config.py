@@ -28,7 +28,7 @@ from typing import Any
 
 from ..data.dataset import DATA_TYPES
 from ..peft.config import PeftConfig
-from ..peft.registry import METHODS, adapter_class
+from ..peft.registry import PEFT_METHODS, STATE_METHOD, adapter_class
 from ..wkv6 import BACKENDS as WKV_BACKENDS
 from ..utils.options import add_flags, convert, dataclass_from_dict, flag_name, format_value, option
 
@@ -38,13 +38,15 @@ PRECISIONS = ("bf16", "fp32", "tf32")
 ACCELERATORS = ("auto", "cpu", "gpu")
 LR_SCHEDULES = ("cos", "exp", "constant")
 LOGGERS = ("csv", "tensorboard", "wandb")
-PEFT_CHOICES = (*METHODS, "none")
+PEFT_CHOICES = (*PEFT_METHODS, "none")
 DEFAULT_PEFT = PeftConfig(method="bone", r=64)
 DEFAULT_WARMUP = 10
 FLOAT32_MAX = 3.4028234663852886e38
 
-# PeftConfig's fields that every method uses (the others: each method's `uses`)
-COMMON_PEFT_FIELDS = ("method", "r", "targets", "train_parts", "seed")
+# PeftConfig's fields that every adapter method uses (the others: each method's `uses`); state tuning alone
+# uses STATE_PEFT_FIELDS
+COMMON_PEFT_FIELDS = ("method", "r", "targets", "train_parts", "seed", "train_state")
+STATE_PEFT_FIELDS = ("method", "train_parts", "seed")
 # The flags of PeftConfig's fields ({flag: field}); --peft (the method, or none) is handled apart.
 PEFT_FLAGS = {flag_name(f): f.name for f in dataclasses.fields(PeftConfig) if flag_name(f)}
 # The short names of scripts/train_*.sh, also accepted as config-file keys.
@@ -69,6 +71,10 @@ class TrainConfig:
     data_type: str = option("binidx", "binidx: RWKV-LM's random windows across documents; pad: one document per "
                                       "sample; sft: like pad, loss on the responses only", choices=DATA_TYPES)
     ctx_len: int = option(512, "tokens per sample", minimum=1)
+    chunk_ctx: int = option(0, "infctx: run each sample as chunks of this many tokens, every state carried to the "
+                               "next chunk with its gradient, each chunk recomputed in the backward; memory is one "
+                               "chunk's activations plus the states between chunks, the loss and gradients those of "
+                               "the whole sample; 0: the whole sample at once", minimum=0)
     micro_bsz: int = option(1, "samples per GPU per forward", minimum=1)
     num_workers: int = option(0, "DataLoader worker processes", minimum=0)
     # length and saving (RWKV-LM's mini-epochs)
@@ -105,6 +111,9 @@ class TrainConfig:
     wkv_backend: str = option("auto", "WKV6 implementation; auto: our CUDA kernel for bf16 on a GPU, chunked "
                                       "otherwise", choices=WKV_BACKENDS)
     seed: int = option(42, "seeds the data order, the adapters' init and dropout")
+    load_state: str = option("", "start the tuned initial states (--peft state, --train_state 1) from this state "
+                                 "file (RWKV-LM's or RWKV-PEFT's blocks.{i}.att.time_state .pth, or a state.pth of "
+                                 "ours); empty: zeros", metavar="FILE")
     # adapters: --peft METHOD|none and the flags of PeftConfig's fields
     peft: PeftConfig | None = option(default_factory=lambda: DEFAULT_PEFT, flag=False,
                                      help="the adapters; None: full fine-tuning")
@@ -211,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="train.py", allow_abbrev=False, argument_default=argparse.SUPPRESS,
         usage="python train.py [--config FILE ...] [--FLAG VALUE ...]",
-        description="Fine-tune RWKV6 with Bone, Bat, DiSHA, LoRA or PiSSA (or every weight) under Lightning + "
+        description="Fine-tune RWKV6 with Bone, Bat, DiSHA, LoRA or PiSSA, its initial states (state tuning) or "
+                    "every weight, under Lightning + "
                     "DeepSpeed. Values come from the defaults, then each --config FILE in order, then the flags "
                     "given here.",
         epilog="Derived values (lr_final, warmup_steps, precision) are printed at the start of a run; "
@@ -322,7 +332,8 @@ def _peft_from(values: dict[str, Any], flags: dict[str, Any]) -> PeftConfig | No
     method = str(values.get("peft", DEFAULT_PEFT.method))
     if method not in PEFT_CHOICES:
         raise ValueError(f"--peft {method!r} is not one of {', '.join(PEFT_CHOICES)}")
-    applies = () if method == "none" else (*adapter_class(method).uses, *COMMON_PEFT_FIELDS)
+    applies = (() if method == "none" else STATE_PEFT_FIELDS if method == STATE_METHOD
+               else (*adapter_class(method).uses, *COMMON_PEFT_FIELDS))
     stray = [flag for flag, name in PEFT_FLAGS.items() if flag in flags and flag != "peft" and name not in applies]
     if stray:
         raise ValueError(f"--{', --'.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to --peft {method}")
@@ -330,6 +341,8 @@ def _peft_from(values: dict[str, Any], flags: dict[str, Any]) -> PeftConfig | No
         return None
     fields = {name: convert_value(flag, values[flag]) for flag, name in PEFT_FLAGS.items()
               if flag in values and flag != "peft" and name in applies}
+    if method == STATE_METHOD:
+        return PeftConfig(method=method, **fields)
     return DEFAULT_PEFT.replace(method=method, **fields)
 
 
@@ -411,6 +424,9 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"--seed must be in [0, 2^32), got {cfg.seed}")
     if not cfg.proj_dir.strip():
         raise ValueError("--proj_dir is empty: give the run's directory")
+    if cfg.load_state and not (cfg.peft is not None and cfg.peft.train_state):
+        raise ValueError(f"--load_state {cfg.load_state} starts the tuned initial states, but this run tunes none: add "
+                         f"--train_state 1 (or use --peft state)")
     on_cpu = cfg.resolved_accelerator == "cpu"
     if cfg.wkv_backend == "cuda" and on_cpu:
         raise ValueError("--wkv_backend cuda runs on a GPU; on a CPU use chunked (or auto)")

@@ -37,12 +37,13 @@ class TrainingLoss(torch.autograd.Function):
     the fp32 log-probabilities for the backward, as F.cross_entropy does."""
 
     @staticmethod
-    def forward(ctx, logits, targets, mask, l2wrap):
+    def forward(ctx, logits, targets, mask, l2wrap, count=None, positions=None):
         wide = logits.to(torch.promote_types(logits.dtype, torch.float32))            # (B, T, V)
         logp = F.log_softmax(wide, dim=-1)                                               # (B, T, V)
         losses = -logp.gather(-1, targets[..., None]).squeeze(-1)                       # (B, T)
         weights = mask.to(losses.dtype)
-        count = weights.sum().clamp_min(1.0)
+        count = weights.sum().clamp_min(1.0) if count is None else count.to(losses.dtype)
+        ctx.positions = positions or logits.shape[0] * logits.shape[1]
         top = ids = None
         if l2wrap:                                     # each position's largest logit: (B, T, 1) each
             top, ids = torch.max(wide, -1, keepdim=True)
@@ -57,15 +58,20 @@ class TrainingLoss(torch.autograd.Function):
         grad.scatter_add_(-1, targets[..., None], -torch.ones_like(weights)[..., None])  # - onehot(target)
         grad.mul_((weights * (grad_output / count))[..., None])
         if top is not None:
-            factor = L2WRAP_FACTOR / (logp.shape[0] * logp.shape[1])
+            factor = L2WRAP_FACTOR / ctx.positions
             grad.scatter_add_(-1, ids, top * (factor * grad_output))
-        return grad.to(ctx.logits_dtype), None, None, None
+        return grad.to(ctx.logits_dtype), None, None, None, None, None
 
 
-def training_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, l2wrap: bool = True) -> torch.Tensor:
+def training_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, l2wrap: bool = True,
+                  count: torch.Tensor | None = None, positions: int | None = None) -> torch.Tensor:
     """logits (B, T, V), targets (B, T), mask (B, T) -> the mean loss over the masked-in targets, whose
-    backward also applies L2Wrap when `l2wrap`."""
-    return TrainingLoss.apply(logits, targets, mask, l2wrap)
+    backward also applies L2Wrap when `l2wrap`.
+
+    A piece of a longer sample (infctx.py) passes the whole sample's `count` of masked-in targets and
+    its `positions` (B * T): the pieces' results then add up to the whole sample's loss, and L2Wrap's
+    1e-4 / (B*T) is the whole sample's."""
+    return TrainingLoss.apply(logits, targets, mask, l2wrap, count, positions)
 
 
 class L2Wrap(torch.autograd.Function):

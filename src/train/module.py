@@ -1,6 +1,7 @@
 """RWKVTrainingModule: an RWKV model with its adapters as a LightningModule.
 
-Per micro-batch: the forward and the loss (loss.py), nothing read back to the host. Once
+Per micro-batch: the forward and the loss (loss.py; in chunks with --chunk_ctx, infctx.py),
+nothing read back to the host. Once
 per optimizer step, in one reduction over ranks and one host sync: the window's mean loss,
 checked for finiteness before the optimizer steps, and whether any rank was asked to stop.
 Optimizer: AdamW (DeepSpeedCPUAdam when DeepSpeed offloads it), weight decay on the adapter
@@ -24,7 +25,8 @@ from ..peft import adapter_layers, save_adapter
 from ..peft.adapter_io import FULL_MODEL_FILE
 from .callbacks import StopRequest
 from .config import TrainConfig
-from .loss import NonFiniteLoss, masked_cross_entropy, training_loss
+from .infctx import sample_loss
+from .loss import NonFiniteLoss
 from .schedule import lr_at
 
 
@@ -56,8 +58,7 @@ class RWKVTrainingModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y, mask = batch
-        logits = self.model(x)
-        loss = training_loss(logits, y, mask, self.cfg.l2wrap)
+        loss = sample_loss(self.model, x, y, mask, self.cfg.l2wrap, self.cfg.chunk_ctx)
         detached = loss.detach()                                # stays on the device
         self._window_sum = detached if self._window_sum is None else self._window_sum + detached
         self._window_count += 1
@@ -132,7 +133,7 @@ class RWKVTrainingModule(L.LightningModule):
             for b in range(cfg.accumulate_grad_batches):
                 x, y, mask = (torch.stack(t).to(self.device)
                               for t in zip(*(data[b * cfg.micro_bsz + i] for i in range(cfg.micro_bsz))))
-                finite &= bool(torch.isfinite(masked_cross_entropy(self.model(x), y, mask)))
+                finite &= bool(torch.isfinite(sample_loss(self.model, x, y, mask, False, cfg.chunk_ctx)))
         finally:
             self.model.train(training)
         return not self.trainer.strategy.reduce_boolean_decision(not finite, all=False)

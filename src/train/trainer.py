@@ -23,9 +23,10 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..data import BinIdx, TokenDataset
-from ..model import RWKV6, RWKV6Config, load_rwkv6, read_checkpoint, resolve_config, save_rwkv6
+from ..model import RWKV6, RWKV6Config, load_rwkv6, read_checkpoint, read_state_file, resolve_config, save_rwkv6
 from ..model.init import init_rwkv6
 from ..peft import apply_peft, load_adapter, read_adapter
+from ..peft.state import load_time_state
 from ..utils.atomic import atomic_write_text, writing
 from ..utils.files import file_fingerprint, same_file
 from ..utils.cli import run_command
@@ -86,6 +87,13 @@ def preflight(cfg: TrainConfig) -> RWKV6Config:
     if cfg.peft is not None:
         with torch.device("meta"):
             apply_peft(RWKV6(model_config), cfg.peft, verbose=False)
+    if cfg.load_state:
+        try:
+            read_state_file(cfg.load_state, model_config)
+        except FileNotFoundError:
+            raise ValueError(f"--load_state {cfg.load_state} does not exist") from None
+        except ValueError as e:
+            raise ValueError(f"--load_state: {e}") from None
 
     if not cfg.data_file:
         raise ValueError("--data_file PREFIX is required (make one with scripts/make_data.sh)")
@@ -167,6 +175,8 @@ def build_model(cfg: TrainConfig, model_config: RWKV6Config, resume_from: Path |
         load_adapter(model, read_adapter(resume_from))           # its config was checked by check_resume
     else:
         apply_peft(model, cfg.peft, verbose=is_rank_zero)
+        if cfg.load_state:
+            load_time_state(model, cfg.load_state)
     return model
 
 

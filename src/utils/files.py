@@ -45,3 +45,21 @@ def file_fingerprint(path: str | Path) -> str:
             f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
             digest.update(f.read(FINGERPRINT_BYTES))
     return digest.hexdigest()[:16]
+
+
+def load_tensor_file(path: Path, what: str) -> dict:
+    """A .pth holding a dict of tensors (read with weights_only), or a one-line error naming `what` and the file."""
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a directory, not a .pth file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"cannot read {what} {path}: {(str(e).splitlines() or [''])[0]}") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise ValueError(f"{what} {path} holds a {type(raw).__name__}, expected a dict of tensors")
+    return raw

@@ -109,7 +109,7 @@ def test_train_config_json_reads_back_as_the_same_configuration(tmp_path):
     (["--steps", "10", "--epoch_steps", "3", "--epoch_count", "2"], r"--steps 10 disagrees with --epoch_steps 3 x --epoch_count 2"),
     (["--gpus", "-1"], r"--gpus must be 0 \(the CPU\) or a number of GPUs, got -1"),
     (["--config", "nowhere.json"], r"--config nowhere.json does not exist"),
-    (["--peft", "dora"], r"--peft 'dora' is not one of bone, bat, disha, lora, pissa, none"),
+    (["--peft", "dora"], r"--peft 'dora' is not one of bone, bat, disha, lora, pissa, state, none"),
     (["--peft_r", "abc"], r"--peft_r 'abc': invalid literal for int"),
 ])
 def test_bad_flags(argv, message):
@@ -167,7 +167,7 @@ def test_help_documents_every_flag():
         assert "(default: " in helps[flag], helps[flag]
     assert helps["lr_final"] == "learning rate at the last step (default: lr_init / 10)"
     assert helps["peft_r"].endswith("(default: 64)")
-    assert "one of: bone, bat, disha, lora, pissa, none" in helps["peft"]
+    assert "one of: bone, bat, disha, lora, pissa, state, none" in helps["peft"]
 
 
 def test_train_py_help(capsys):

@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import src.train.infctx as infctx_py
 import src.train.module as module_py
 import src.train.trainer as trainer_py
 from src.model import RWKV6Config
@@ -199,7 +200,7 @@ def test_zero3_checkpoints_gather_partitioned_adapters(tiny_fp32_checkpoint, sam
 
     monkeypatch.setattr(trainer_py, "make_strategy", every_parameter_partitioned)
     values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "run", strategy="deepspeed_stage_3", epoch_steps=2,
-                   warmup_steps=0)
+                   warmup_steps=0, chunk_ctx=16)                    # and infctx chunks under ZeRO-3
     run(config_from_values({}, values))
     adapter = read_adapter(tmp_path / "run" / "checkpoint-000002")
     assert {tuple(t.shape) for t in adapter.tensors.values()} == {(16, 128), (16, 448)}
@@ -241,12 +242,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_fp32_checkpoint,
                                                            monkeypatch, capsys):
     calls = []
 
-    def poisoned(logits, targets, mask, l2wrap):
+    def poisoned(logits, targets, mask, l2wrap, **pieces):
+        loss = training_loss(logits, targets, mask, l2wrap, **pieces)
+        if not torch.is_grad_enabled():                 # the checkpoint's finiteness check: not a training step
+            return loss
         calls.append(1)
-        loss = training_loss(logits, targets, mask, l2wrap)
         return loss * float("nan") if len(calls) == 7 else loss
 
-    monkeypatch.setattr(module_py, "training_loss", poisoned)
+    monkeypatch.setattr(infctx_py, "training_loss", poisoned)
     values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "run", epoch_steps=3, epoch_count=4)
     assert main(as_argv(values)) == 3
     err = capsys.readouterr().err

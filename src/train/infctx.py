@@ -1,0 +1,55 @@
+"""infctx: a long sample's loss computed in chunks, exactly, with the memory of one chunk.
+
+    loss = sample_loss(model, x, y, mask, l2wrap=True, chunk_ctx=4096)    # x: (B, 131072)
+
+Without `chunk_ctx` the model runs over the whole sample at once: the activations of every
+token and the (B, T, V) logits are held for the backward. With it, the sample runs as chunks
+of `chunk_ctx` tokens, each chunk starting from the state the previous one ended with
+(src/model/state.py). Every chunk runs under activation checkpointing with its part of the
+loss computed inside the checkpoint, so the forward keeps only each chunk's inputs: its
+tokens and the state it started from (per layer two (B, C) token shifts and a (B, H, N, N)
+WKV state). The backward recomputes one chunk at a time, last to first, and the gradient of
+each chunk's starting state flows into the chunk before it: backpropagation covers the
+whole sample, not just the current chunk, unlike training with detached states.
+
+The loss is the mean over every counted token of the whole sample (masks respected): each
+chunk adds (sum of its counted losses) / (the sample's count), so the chunks sum to the
+unchunked loss, and L2Wrap's scale is the whole sample's (loss.training_loss).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.utils.checkpoint
+
+from ..model import RWKVState
+from .loss import training_loss
+
+
+def _chunk_loss(model, x, y, mask, l2wrap: bool, count: torch.Tensor, positions: int, *state_tensors):
+    """One chunk: (its share of the loss, the state it ends with, flat)."""
+    state = RWKVState.from_tensors(state_tensors) if state_tensors else None
+    logits, state = model(x, state=state, return_state=True)                  # (B, t, V)
+    part = training_loss(logits, y, mask, l2wrap, count=count, positions=positions)
+    return (part, *state.tensors())
+
+
+def sample_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, l2wrap: bool = True,
+                chunk_ctx: int = 0) -> torch.Tensor:
+    """x, y, mask: (B, T) -> the batch's mean loss over the masked-in targets (see the module
+    docstring); `chunk_ctx` 0 or >= T: in one piece."""
+    B, T = x.shape
+    if not chunk_ctx or chunk_ctx >= T:
+        return training_loss(model(x), y, mask, l2wrap)
+    count = mask.to(torch.float32).sum().clamp_min(1.0)
+    recompute = torch.is_grad_enabled()              # without a backward (evaluation) there is nothing to keep
+    total, state = None, ()
+    for start in range(0, T, chunk_ctx):
+        piece = slice(start, start + chunk_ctx)
+        args = (model, x[:, piece], y[:, piece], mask[:, piece], l2wrap, count, B * T, *state)
+        if recompute:
+            part, *state = torch.utils.checkpoint.checkpoint(_chunk_loss, *args, use_reentrant=False)
+        else:
+            part, *state = _chunk_loss(*args)
+        total = part if total is None else total + part
+    return total
