@@ -6,15 +6,9 @@ Also --bat, --disha, --lora, --pissa, or --adapter DIR (method read from adapter
 See `python merge.py --help` and src/peft/merge.py.
 """
 
-import sys
-
-try:                                      # importing torch takes seconds: a Ctrl-C then is one line too
-    from src.peft.merge import main
-except KeyboardInterrupt:
-    if __name__ != "__main__":
-        raise
-    print("merge.py: interrupted while starting; nothing was written", file=sys.stderr)
-    sys.exit(2)
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from src.entry import run
+    run("src.peft.merge", "merge.py")
+else:                                     # importable too: `from merge import main`
+    from src.peft.merge import main
+    __all__ = ["main"]

@@ -6,15 +6,9 @@
 `python train.py --help` lists every flag; scripts/train_{bone,bat,lora,pissa}.sh wrap it.
 """
 
-import sys
-
-try:                                      # importing torch takes seconds: a Ctrl-C then is one line too
-    from src.train.trainer import main
-except KeyboardInterrupt:
-    if __name__ != "__main__":
-        raise
-    print("train.py: interrupted while starting; nothing was written", file=sys.stderr)
-    sys.exit(2)
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from src.entry import run
+    run("src.train.trainer", "train.py")
+else:                                     # importable too: `from train import main`
+    from src.train.trainer import main
+    __all__ = ["main"]

@@ -5,9 +5,11 @@
     peft/      the adapters, their registry, adapter files, merging into plain .pth files
     data/      binidx files, the World tokenizer, jsonl conversion, resumable sampling
     train/     train.py: configuration, the run, the Lightning module, DeepSpeed, checkpoints
+    infer/     generate.py and eval.py: loading for inference, sampling, generation, evaluation
     bench/     benchmarks writing docs/benchmarks.md
     utils/     atomic writes, the repository's paths, self-documenting configuration
     demo.py    `bash scripts/demo.sh`
+    entry.py   how the top-level scripts start (a Ctrl-C while importing is one line)
 """
 
 from . import moved as _moved

@@ -11,6 +11,8 @@ import src.bench.trainer
 import src.bench.wkv
 import src.data.make_data
 import src.demo
+import src.infer.evaluate
+import src.infer.generate
 import src.model.init
 import src.peft.merge
 import src.train.trainer
@@ -23,9 +25,10 @@ class Captured(Exception):
 
 @pytest.mark.parametrize("main", [src.train.trainer.main, src.peft.merge.main, src.model.init.main,
                                   src.data.make_data.main, src.demo.main, src.bench.wkv.main, src.bench.table.main,
-                                  src.bench.adapters.main, src.bench.trainer.main, src.bench.infctx.main],
+                                  src.bench.adapters.main, src.bench.trainer.main, src.bench.infctx.main,
+                                  src.infer.generate.main, src.infer.evaluate.main],
                          ids=["train.py", "merge.py", "init_model", "make_data", "demo", "bench_wkv", "bench_table",
-                              "bench_adapters", "bench_trainer", "bench_infctx"])
+                              "bench_adapters", "bench_trainer", "bench_infctx", "generate.py", "eval.py"])
 def test_every_flag_has_help_and_a_default(main, monkeypatch):
     def capture(self, *args, **kwargs):
         raise Captured(self)

@@ -57,8 +57,8 @@ def test_old_names_are_the_new_objects():
         importlib.import_module("src.trainer").nothing
 
 
-@pytest.mark.parametrize("old", ["src.bench_wkv", *(pytest.param(m, marks=pytest.mark.slow)
-                                                   for m in ("src.merge", "src.bench"))])
+@pytest.mark.parametrize("old", ["src.merge", *(pytest.param(m, marks=pytest.mark.slow)
+                                               for m in ("src.bench_wkv", "src.bench"))])
 def test_old_paths_run_under_python_m(old):
     done = subprocess.run([sys.executable, "-m", old, "--help"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

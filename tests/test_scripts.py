@@ -44,6 +44,7 @@ def test_jsonl_to_merged_pth_with_the_scripts(tmp_path):
     assert rel < 1e-5
 
 
+@pytest.mark.slow
 def test_a_bad_flag_is_one_line(tmp_path):
     done = script("train_lora.sh", "--model", "tiny", "--data", "nowhere", "--gpus", 0, cwd=tmp_path)
     assert done.returncode == 2

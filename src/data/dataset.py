@@ -8,8 +8,9 @@ of processes, and ranks never draw the same sample.
             flat token stream (across document boundaries); the loss on every token.
     pad     one document per sample (documents visited in a seeded random order, pass after
             pass), cut to ctx_len + 1 tokens or padded with 0; no loss past its end.
-    sft     like pad, on data written from {"prompt", "response"} records: the loss only on
-            the response tokens (and its end-of-document token).
+    sft     like pad, on data written from {"prompt", "response"} or {"messages"} records,
+            whose documents alternate context and response items (context, response, context,
+            response, ...): the loss only on the response tokens (and the end-of-document token).
 """
 
 from __future__ import annotations
@@ -43,13 +44,13 @@ class TokenDataset(torch.utils.data.Dataset):
             raise ValueError(f"{data.prefix} has no documents")
         if data_type == "sft":
             items_per_doc = np.diff(data.doc_idx)
-            if np.any(items_per_doc != 2):
-                raise ValueError(f"{data.prefix} was not written from prompt/response records (its documents have "
-                                 f"{sorted(set(items_per_doc.tolist()))[:3]} items, sft needs 2: prompt, response); "
-                                 f"use --data_type binidx or pad")
+            if np.any(items_per_doc < 2) or np.any(items_per_doc % 2):
+                odd = sorted(set(items_per_doc[(items_per_doc < 2) | (items_per_doc % 2 == 1)].tolist()))[:3]
+                raise ValueError(f"{data.prefix} was not written from prompt/response or messages records (documents "
+                                 f"with {odd} items; sft needs context and response items in pairs); use --data_type "
+                                 f"binidx or pad")
             prompt_lengths = data.sizes[data.doc_idx[:-1]]
-            self.usable = int(np.sum(prompt_lengths < req - 1))
-            if self.usable == 0:
+            if not np.any(prompt_lengths < req - 1):
                 raise ValueError(f"{data.prefix}: every prompt is at least ctx_len = {ctx_len} tokens long, so no "
                                  f"response token falls inside a sample; raise --ctx_len")
         if data_type != "binidx":
@@ -88,8 +89,9 @@ class TokenDataset(torch.utils.data.Dataset):
             n = len(tokens)
             tokens = np.pad(tokens, (0, req - n))
             mask[max(n - 1, 0):] = 0                          # targets past the document's end
-            if self.data_type == "sft":
-                mask[:max(len(items[0]) - 1, 0)] = 0          # targets inside the prompt
+            if self.data_type == "sft":                      # targets inside a context item (even items)
+                counted = np.concatenate([np.full(len(item), k % 2, np.float32) for k, item in enumerate(items)])
+                mask *= np.pad(counted[1:req], (0, req - min(len(counted), req)))
         x = torch.from_numpy(tokens[:-1].copy())
         y = torch.from_numpy(tokens[1:].copy())
         return x, y, torch.from_numpy(mask)

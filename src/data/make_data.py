@@ -2,12 +2,14 @@
 
     bash scripts/make_data.sh INPUT.jsonl OUT_PREFIX [--overwrite]     # writes OUT_PREFIX.bin / .idx
 
-Each non-empty line is one document, either {"text": ...} (written as one item, then the
-end-of-document token 0, as RWKV-LM's make_data.py does) or {"prompt": ..., "response":
-...} for supervised data (two items: the prompt's tokens, then the response's tokens and
-0; train with --data_type sft to take the loss on the response only). Put any chat
-template in the fields themselves. One kind per file. A malformed line is an error that
-names the file and the line; nothing is written unless the whole input converts.
+Each non-empty line is one document, one of:
+    {"text": ...}                         one item, then the end-of-document token 0 (RWKV-LM's way)
+    {"prompt": ..., "response": ...}      two items: the prompt's tokens, the response's tokens and 0
+    {"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}
+                                          a conversation in RWKV's chat template (src/data/chat.py):
+                                          items alternating context and assistant reply, 0 at the end
+Train the last two with --data_type sft: the loss on the responses (the assistant's turns) only.
+One kind per file. A malformed line is an error that names the file and the line; nothing is written unless the whole input converts.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .tokenizer import WorldTokenizer
 from ..utils.files import check_output
 from ..utils.cli import run_command
 from .binidx import BinIdxWriter
+from .chat import conversation_segments
 
 END_OF_DOCUMENT = 0
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -35,13 +38,23 @@ def parse_line(path: Path, number: int, line: str) -> tuple[str, dict]:
         raise ValueError(f"{path}:{number}: not valid JSON ({e.msg} at column {e.colno})") from None
     except RecursionError:
         raise ValueError(f"{path}:{number}: JSON nested too deeply to read") from None
-    if isinstance(record, dict) and set(record) >= {"prompt", "response"}:
+    if isinstance(record, dict) and "messages" in record:
+        record["segments"] = conversation_segments(record["messages"], where=f"{path}:{number}: messages")
+        kind, fields = "chat", ()
+        for text, _ in record["segments"]:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise ValueError(f"{path}:{number}: a message holds {text[e.start]!r}, which is not text "
+                                 f"(a lone UTF-16 surrogate)") from None
+    elif isinstance(record, dict) and set(record) >= {"prompt", "response"}:
         kind, fields = "sft", ("prompt", "response")
     elif isinstance(record, dict) and "text" in record:
         kind, fields = "text", ("text",)
     else:
         got = sorted(record) if isinstance(record, dict) else type(record).__name__
-        raise ValueError(f'{path}:{number}: expected {{"text": ...}} or {{"prompt": ..., "response": ...}}, got {got}')
+        raise ValueError(f'{path}:{number}: expected {{"text": ...}}, {{"prompt": ..., "response": ...}} or '
+                         f'{{"messages": [...]}}, got {got}')
     for field in fields:
         if not isinstance(record[field], str):
             raise ValueError(f"{path}:{number}: {field!r} must be a string, got {type(record[field]).__name__}")
@@ -87,6 +100,9 @@ def make_data(input_path: str | Path, out_prefix: str | Path, tokenizer: WorldTo
                                  f"use one kind per file")
             if kind == "text":
                 items = [tokenizer.encode(record["text"]) + [END_OF_DOCUMENT]]
+            elif kind == "chat":
+                items = [tokenizer.encode(text) for text, _ in record["segments"]]
+                items[-1] = items[-1] + [END_OF_DOCUMENT]
             else:
                 items = [tokenizer.encode(record["prompt"]), tokenizer.encode(record["response"]) + [END_OF_DOCUMENT]]
             writer.add_document(items)
@@ -99,7 +115,8 @@ def make_data(input_path: str | Path, out_prefix: str | Path, tokenizer: WorldTo
 
 def main(argv: list[str] | None = None, tokenizer: WorldTokenizer | None = None) -> int:
     p = argparse.ArgumentParser(prog="make_data.sh", description=__doc__.split("\n\n")[0])
-    p.add_argument("input", help="a .jsonl file: {\"text\": ...} or {\"prompt\": ..., \"response\": ...} per line")
+    p.add_argument("input", help="a .jsonl file: {\"text\": ...}, {\"prompt\": ..., \"response\": ...} or "
+                                 "{\"messages\": [{\"role\": ..., \"content\": ...}, ...]} per line")
     p.add_argument("out_prefix", help="writes OUT_PREFIX.bin and OUT_PREFIX.idx")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing OUT_PREFIX.bin / .idx (default: refuse)")
@@ -110,7 +127,7 @@ def main(argv: list[str] | None = None, tokenizer: WorldTokenizer | None = None)
         stats = make_data(args.input, args.out_prefix, tokenizer=tokenizer, overwrite=args.overwrite)
         print(f"wrote {args.out_prefix}.bin/.idx: {stats['documents']} {stats['kind']} documents, "
               f"{stats['tokens']:,} tokens, in {time.time() - start:.1f}s"
-              + (" (train it with --data_type sft)" if stats["kind"] == "sft" else ""))
+              + (" (train it with --data_type sft)" if stats["kind"] in ("sft", "chat") else ""))
 
     return run_command("make_data", body, interrupted="nothing was written (the data set appears whole or not at all)")
 

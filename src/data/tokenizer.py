@@ -28,6 +28,10 @@ class WorldTokenizer:
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text)
 
+    def decode_bytes(self, tokens: list[int]) -> bytes:
+        """The tokens' bytes (World tokens are byte strings; one may hold part of a UTF-8 character)."""
+        return self._tok.decodeBytes(tokens)
+
     def decode(self, tokens: list[int]) -> str:
         """Undecodable byte sequences (a token that splits a UTF-8 character) become U+FFFD."""
         return self._tok.decodeBytes(tokens).decode("utf-8", errors="replace")

@@ -1,7 +1,9 @@
 """Lightning callbacks of the trainer: the training log and the checkpoints.
 
 TrainingLog    per optimizer step: loss (mean over micro-batches and ranks), lr, tokens/s
-               on the progress bar and as a row of proj_dir/metrics.csv; loss.png at the end.
+               on the progress bar and as a row of proj_dir/metrics.csv (with val_loss where
+               Validation ran); loss.png at the end.
+Validation     --val_data: eval.py's loss on held-out data every --val_every steps and at the end.
 Checkpointing  every `save_every` steps, at the end, and when asked to stop (Ctrl-C):
                the module's weights (RWKVTrainingModule.write_weights) + DeepSpeed's training
                state, written whole or not at all, and only when the weights give a finite loss
@@ -27,7 +29,8 @@ from ..utils.atomic import WriteError, atomic_save_png, atomic_write_text, writi
 from .loss import NonFiniteLoss, NothingToLearn
 from .run_dir import RUN_CONFIG, TRAINER_STATE, checkpoint_name, checkpoints
 
-METRICS_COLUMNS = ["step", "loss", "lr", "tokens_per_s", "tokens", "elapsed_s"]
+METRICS_COLUMNS = ["step", "loss", "lr", "tokens_per_s", "tokens", "elapsed_s", "val_loss"]
+REQUIRED_COLUMNS = METRICS_COLUMNS[:-1]          # val_loss is empty where no validation ran (or none was asked)
 
 
 class StopNow(BaseException):
@@ -76,7 +79,7 @@ class TrainingLog(L.Callback):
             if self.resume_step and self.path.exists():       # continue the curve; drop steps past the checkpoint
                 kept = [r for r in csv.DictReader(io.StringIO(self.path.read_text()))
                         if int(r["step"]) <= self.resume_step]
-            self.rows = [{k: r[k] for k in METRICS_COLUMNS} for r in kept]
+            self.rows = [{k: r.get(k) or "" for k in METRICS_COLUMNS} for r in kept]
             if self.rows:                                      # elapsed_s goes on from the resumed step's
                 self._run_start -= float(self.rows[-1]["elapsed_s"])
             self._rewrite()
@@ -101,7 +104,8 @@ class TrainingLog(L.Callback):
         pl_module.log("tok/s", round(tokens_per_s), prog_bar=True, rank_zero_only=True)
         if trainer.is_global_zero:
             row = {"step": step, "loss": f"{loss:.6f}", "lr": f"{lr:.6g}", "tokens_per_s": f"{tokens_per_s:.1f}",
-                   "tokens": step * self.tokens_per_step, "elapsed_s": f"{now - self._run_start:.2f}"}
+                   "tokens": step * self.tokens_per_step, "elapsed_s": f"{now - self._run_start:.2f}",
+                   "val_loss": f"{pl_module.val_losses[step]:.6f}" if step in pl_module.val_losses else ""}
             self.rows.append(row)
             with writing(self.path), open(self.path, "a") as f:
                 csv.DictWriter(f, fieldnames=METRICS_COLUMNS, lineterminator="\n").writerow(row)
@@ -117,7 +121,7 @@ class ProgressBar(TQDMProgressBar):
     def get_metrics(self, trainer, pl_module) -> dict:
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
-        for key, fmt in (("loss", "{:.4g}"), ("lr", "{:.4g}"), ("tok/s", "{:,.0f}")):
+        for key, fmt in (("loss", "{:.4g}"), ("val_loss", "{:.4g}"), ("lr", "{:.4g}"), ("tok/s", "{:,.0f}")):
             if key in metrics:
                 metrics[key] = fmt.format(float(metrics[key]))
         return metrics
@@ -129,8 +133,11 @@ def plot_losses(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     steps = [int(r["step"]) for r in rows]
     losses = [float(r["loss"]) for r in rows]
+    validated = [(int(r["step"]), float(r["val_loss"])) for r in rows if r.get("val_loss")]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, losses, lw=1, label="loss")
+    if validated:
+        ax.plot(*zip(*validated), "o-", lw=1.5, label="val_loss")
     if len(losses) >= 20:
         k = max(len(losses) // 20, 2)
         smooth = [sum(losses[max(0, i - k + 1):i + 1]) / len(losses[max(0, i - k + 1):i + 1]) for i in range(len(losses))]
@@ -142,6 +149,36 @@ def plot_losses(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     atomic_save_png(fig, path)
     plt.close(fig)
+
+
+class Validation(L.Callback):
+    """eval.py's evaluation (src/infer/evaluate.py) of the model being trained on --val_data, after every
+    --val_every optimizer steps and after the last, recorded in the module's `val_losses` (metrics.csv,
+    the progress bar, loss.png). It runs on rank 0 alone, except under ZeRO-3, where every rank holds a
+    part of each weight and all must take part in the forward. Dropout is off and the RNG is restored
+    afterwards, so a run with validation trains exactly as one without."""
+
+    def __init__(self, data, ctx_len: int, data_type: str, every: int, total_steps: int, windows: int | None,
+                 all_ranks: bool):
+        self.data, self.ctx_len, self.data_type = data, ctx_len, data_type
+        self.every, self.total_steps, self.windows, self.all_ranks = every, total_steps, windows, all_ranks
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return
+        step = trainer.global_step
+        if step % self.every and step != self.total_steps:
+            return
+        if not (trainer.is_global_zero or self.all_ranks):
+            return
+        from ..infer.evaluate import evaluate
+        import torch
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() and pl_module.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            result = evaluate(pl_module.model, self.data, self.ctx_len, self.data_type, self.windows)
+        pl_module.val_losses[step] = result["loss"]
+        if trainer.is_global_zero:
+            pl_module.log("val_loss", result["loss"], prog_bar=True, rank_zero_only=True)
 
 
 class Checkpointing(L.Callback):

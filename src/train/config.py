@@ -77,6 +77,12 @@ class TrainConfig:
                                "the whole sample; 0: the whole sample at once", minimum=0)
     micro_bsz: int = option(1, "samples per GPU per forward", minimum=1)
     num_workers: int = option(0, "DataLoader worker processes", minimum=0)
+    val_data: str = option("", "held-out binidx data: eval.py's loss on it (windows of ctx_len, sft responses only "
+                               "with --data_type sft) every --val_every steps and at the end, as val_loss in "
+                               "metrics.csv, the progress bar and loss.png; empty: no validation", metavar="PREFIX")
+    val_every: int | None = option(None, "validate every N optimizer steps (with --val_data)",
+                                   derived="the checkpoint interval, epoch_steps x epoch_save", minimum=1)
+    val_windows: int = option(0, "validate on the first K windows of --val_data only; 0: all", minimum=0)
     # length and saving (RWKV-LM's mini-epochs)
     epoch_steps: int = option(1000, "optimizer steps per epoch", minimum=1)
     epoch_count: int = option(1, "epochs; the run is epoch_steps x epoch_count optimizer steps", minimum=1)
@@ -356,6 +362,9 @@ def derive(cfg: TrainConfig) -> dict[str, str]:
         cfg.warmup_steps = min(DEFAULT_WARMUP, cfg.total_steps // 10)
         derived["warmup_steps"] = (f"{DEFAULT_WARMUP}" if cfg.warmup_steps == DEFAULT_WARMUP
                                    else f"a tenth of the {cfg.total_steps}-step run")
+    if cfg.val_every is None and cfg.val_data:
+        cfg.val_every = cfg.save_every
+        derived["val_every"] = "the checkpoint interval"
     if cfg.precision is None:
         on_gpu = cfg.resolved_accelerator == "gpu"
         cfg.precision = "bf16" if on_gpu else "fp32"
@@ -399,7 +408,7 @@ def validate(cfg: TrainConfig) -> None:
         if choices and value not in choices:
             raise ValueError(f"--{f.name} {value!r} is not one of {', '.join(choices)}")
         minimum = f.metadata.get("minimum") if f.metadata else None
-        if minimum is not None and value < minimum:
+        if minimum is not None and value is not None and value < minimum:
             rule = "must not be negative" if minimum == 0 else "must be positive" if minimum == 1 \
                 else f"must be at least {minimum}"
             raise ValueError(f"--{f.name} {rule}, got {value}")
@@ -424,6 +433,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"--seed must be in [0, 2^32), got {cfg.seed}")
     if not cfg.proj_dir.strip():
         raise ValueError("--proj_dir is empty: give the run's directory")
+    if (cfg.val_every is not None or cfg.val_windows) and not cfg.val_data:
+        raise ValueError("--val_every and --val_windows set how --val_data is used: give --val_data PREFIX")
     if cfg.load_state and not (cfg.peft is not None and cfg.peft.train_state):
         raise ValueError(f"--load_state {cfg.load_state} starts the tuned initial states, but this run tunes none: add "
                          f"--train_state 1 (or use --peft state)")

@@ -42,6 +42,7 @@ class RWKVTrainingModule(L.LightningModule):
         self.step_loss = float("nan")          # the mean loss of the last optimizer step (all micro-batches, ranks)
         self.lr_used = float("nan")            # the learning rate of that step
         self.stop_agreed = False               # some rank was asked to stop (Ctrl-C, SIGTERM) by that step
+        self.val_losses: dict[int, float] = {}  # step -> validation loss (--val_data)
         self._window_sum: torch.Tensor | None = None
         self._window_count = 0
         # DeepSpeed checkpoints leave out the frozen base; the adapters are checked strictly by load_adapter

@@ -30,7 +30,8 @@ from ..peft.state import load_time_state
 from ..utils.atomic import atomic_write_text, writing
 from ..utils.files import file_fingerprint, same_file
 from ..utils.cli import run_command
-from .callbacks import METRICS_COLUMNS, Checkpointing, GradientCheck, ProgressBar, StopNow, StopRequest, TrainingLog
+from .callbacks import (REQUIRED_COLUMNS, Checkpointing, GradientCheck, ProgressBar, StopNow, StopRequest, TrainingLog,
+                        Validation)
 from .config import TrainConfig, describe_derived, parse_args, validate
 from .loss import NonFiniteLoss, NothingToLearn
 from .module import RWKVTrainingModule
@@ -104,7 +105,25 @@ def preflight(cfg: TrainConfig) -> RWKV6Config:
             raise ValueError(f"{cfg.data_file} holds token {largest}, but the model's vocabulary has "
                              f"{model_config.vocab_size} tokens (0..{model_config.vocab_size - 1})")
     TokenDataset(data, cfg.data_type, cfg.ctx_len)                # enough data for one sample?
+    if cfg.val_data:
+        check_validation_data(cfg, model_config)
     return model_config
+
+
+def check_validation_data(cfg: TrainConfig, model_config: RWKV6Config) -> None:
+    from ..infer.evaluate import response_tokens, windows
+    try:
+        data = BinIdx(cfg.val_data)
+    except (FileNotFoundError, ValueError) as e:
+        raise ValueError(f"--val_data: {e}") from None
+    spans = windows(data.num_tokens, cfg.ctx_len, cfg.val_windows or None)
+    if not spans:
+        raise ValueError(f"--val_data {cfg.val_data} holds {data.num_tokens} tokens: too few to predict one")
+    if data.num_tokens and int(data.tokens.max()) >= model_config.vocab_size:
+        raise ValueError(f"--val_data {cfg.val_data} holds token {int(data.tokens.max())}, but the model's vocabulary "
+                         f"has {model_config.vocab_size} tokens")
+    if cfg.data_type == "sft" and not response_tokens(data)[1:spans[-1][1]].any():
+        raise ValueError(f"--val_data {cfg.val_data}: no response token in its windows to validate on (sft data)")
 
 
 def global_rank_from_env(devices_per_node: int) -> int:
@@ -234,7 +253,7 @@ def check_resume(cfg: TrainConfig, resume_from: Path) -> list[str]:
         if adapter.base_fingerprint and base.is_file() and file_fingerprint(base) != adapter.base_fingerprint:
             raise ValueError(f"--resume {resume_from}: it was trained on another base file than {base} (the "
                              f"shapes agree, the contents differ): resume with the base it was trained on")
-    check_metrics(proj_dir / "metrics.csv", METRICS_COLUMNS)
+    check_metrics(proj_dir / "metrics.csv", REQUIRED_COLUMNS)
     step = checkpoint_step(resume_from)
     if cfg.total_steps <= step:
         raise ValueError(f"--resume {resume_from} is at step {step}, and this run ends at step {cfg.total_steps}: "
@@ -296,7 +315,12 @@ def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
     tokens_per_step = cfg.micro_bsz * cfg.ctx_len * cfg.accumulate_grad_batches * world
     record = RunRecord(cfg, resume_step, changed)
     training_log = TrainingLog(proj_dir, tokens_per_step, resume_step=resume_step)
-    callbacks = [record, training_log, GradientCheck(),    # the check stops the run before a checkpoint is written
+    callbacks = [record]
+    if cfg.val_data:                                       # before the log, which writes the step's val_loss
+        callbacks.append(Validation(BinIdx(cfg.val_data), cfg.ctx_len, "sft" if cfg.data_type == "sft" else "binidx",
+                                    cfg.val_every, cfg.total_steps, cfg.val_windows or None,
+                                    all_ranks=cfg.strategy.startswith("deepspeed_stage_3")))
+    callbacks += [training_log, GradientCheck(),           # the check stops the run before a checkpoint is written
                  Checkpointing(proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states)]
     if cfg.progress_bar:
         callbacks.append(ProgressBar())

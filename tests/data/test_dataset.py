@@ -78,7 +78,7 @@ def test_errors(tmp_path, stream):
         TokenDataset(stream, "binidx", ctx_len=200)
     with pytest.raises(ValueError, match="data_type must be one of"):
         TokenDataset(stream, "jsonl", ctx_len=8)
-    with pytest.raises(ValueError, match="not written from prompt/response records"):
+    with pytest.raises(ValueError, match="not written from prompt/response or messages records"):
         TokenDataset(stream, "sft", ctx_len=8)
     long_prompts = make(tmp_path, [[[1] * 10, [2, 0]]], name="long")
     with pytest.raises(ValueError, match="every prompt is at least ctx_len = 8 tokens long"):

@@ -61,7 +61,14 @@ def test_blank_lines_are_skipped(tmp_path, tokenizer):
 
 @pytest.mark.parametrize("content, message", [
     ('{"text": "ok"}\n{"text": "ok"}\n{"text": broken}\n', r"bad\.jsonl:3: not valid JSON"),
-    ('{"text": "ok"}\n["a list"]\n', r'bad\.jsonl:2: expected \{"text": ...\} or \{"prompt": ..., "response": ...\}, got list'),
+    ('{"text": "ok"}\n["a list"]\n', r'bad\.jsonl:2: expected \{"text": ...\}, \{"prompt": ..., "response": ...\} or \{"messages": \[...\]\}, '
+                                  r'got list'),
+    ('{"messages": [{"role": "user", "content": "hi"}]}\n', r"bad\.jsonl:1: messages holds no assistant reply"),
+    ('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, '
+     '{"role": "user", "content": "c"}]}\n', r"bad\.jsonl:1: messages ends with a user message"),
+    ('{"messages": [{"role": "bot", "content": "hi"}]}\n', r"bad\.jsonl:1: messages\[0\]: role 'bot' is not one of"),
+    ('{"messages": [{"role": "assistant", "content": "hi"}]}\n', r"messages\[0\]: an assistant reply must follow"),
+    ('{"messages": []}\n', r"bad\.jsonl:1: messages must be a non-empty list"),
     ('{"body": "x"}\n', r"bad\.jsonl:1: expected .* got \['body'\]"),
     ('{"text": 5}\n', r"bad\.jsonl:1: 'text' must be a string, got int"),
     ('{"text": "a"}\n{"prompt": "q", "response": "a"}\n', r"bad\.jsonl:2: a sft record in a file of text records"),

@@ -233,7 +233,7 @@ def test_bad_values_are_one_line_errors(good, change, message):
     ({"peft_targets": ["att.nothing"]}, r"att.nothing"),
     ({"data_file": ""}, r"--data_file PREFIX is required \(make one with scripts/make_data.sh\)"),
     ({"ctx_len": 4096}, r"fewer than one window of ctx_len \+ 1 = 4097: lower --ctx_len or add data"),
-    ({"data_type": "sft"}, r"not written from prompt/response records"),
+    ({"data_type": "sft"}, r"not written from prompt/response or messages records"),
 ])
 def test_preflight_problems_are_one_line_errors(good, change, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message) as e:

@@ -28,6 +28,7 @@ def losses(proj) -> list[float]:
     return [float(r["loss"]) for r in csv.DictReader(open(Path(proj) / "metrics.csv"))]
 
 
+@pytest.mark.slow
 def test_state_tuning_trains_only_the_states(tiny_fp32_checkpoint, sample_data, tmp_path):
     proj = tmp_path / "state"
     run(config_from_values({}, state_flags(tiny_fp32_checkpoint, sample_data, proj, epoch_steps=8)))

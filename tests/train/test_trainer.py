@@ -171,7 +171,7 @@ def test_outputs_of_a_run(tiny_fp32_checkpoint, sample_data, tmp_path, monkeypat
     assert not (proj / "checkpoint-000003" / "trainer_state").exists()          # only the newest 2 keep it
     assert (proj / "checkpoint-000009" / "trainer_state").is_dir()
     rows = list(csv.DictReader(open(proj / "metrics.csv")))
-    assert list(rows[0]) == ["step", "loss", "lr", "tokens_per_s", "tokens", "elapsed_s"]
+    assert list(rows[0]) == ["step", "loss", "lr", "tokens_per_s", "tokens", "elapsed_s", "val_loss"]
     assert [int(r["step"]) for r in rows] == list(range(1, 10))
     assert int(rows[-1]["tokens"]) == 9 * 2 * 2 * 32 and all(float(r["tokens_per_s"]) > 0 for r in rows)
     assert [float(r["lr"]) for r in rows[:2]] == pytest.approx([1.5e-3, 3e-3])

@@ -22,7 +22,7 @@ needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc not found on PATH: th
 # ------------------------------------------------------------------ compile checks (no GPU needed)
 
 @needs_nvcc
-@pytest.mark.parametrize("arch", ["80", "90"])
+@pytest.mark.parametrize("arch", [pytest.param("80", marks=pytest.mark.slow), "90"])
 def test_kernel_compiles_with_nvcc(tmp_path, arch):
     from torch.utils.cpp_extension import COMMON_NVCC_FLAGS
     obj = tmp_path / "wkv6_cuda.o"

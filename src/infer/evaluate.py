@@ -1,0 +1,127 @@
+"""Loss and perplexity of a model on binidx data, over consecutive non-overlapping windows.
+
+    python eval.py --model rwkv6-3b.pth --adapter out/bone --data data/held_out --ctx_len 1024
+    {"loss": 2.31, "ppl": 10.07, "tokens": 523264}          # the last line of stdout
+
+Window i is tokens [i * ctx_len, (i + 1) * ctx_len + 1) of the data's token stream (documents
+one after another, as binidx training reads them): ctx_len inputs, each predicting the next
+token. The last window is shorter when the data ends inside it. The loss is the mean over every
+predicted token, not over windows; with --data_type sft only tokens of the response items count
+(an sft document alternates context and response items: src/data/dataset.py). Each window
+starts from the model's starting state (zeros, a tuned state, or --state), as a document does.
+train.py's --val_data runs the same evaluation during training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data import BinIdx
+from ..model import RWKVState
+from ..utils.cli import run_command
+
+EVAL_DATA_TYPES = ("binidx", "sft")
+
+
+def windows(num_tokens: int, ctx_len: int, max_windows: int | None = None) -> list[tuple[int, int]]:
+    """[(start, end)] of the windows: tokens [i * ctx_len, min((i + 1) * ctx_len + 1, num_tokens)), each
+    predicting at least one token."""
+    out = []
+    start = 0
+    while start + 1 < num_tokens and (max_windows is None or len(out) < max_windows):
+        out.append((start, min(start + ctx_len + 1, num_tokens)))
+        start += ctx_len
+    return out
+
+
+def response_tokens(data: BinIdx) -> np.ndarray:
+    """(num_tokens,) bool: whether each token of the stream belongs to a response item (the odd items of
+    each document)."""
+    items = np.arange(len(data.sizes))
+    documents = np.searchsorted(data.doc_idx, items, side="right") - 1
+    odd = (items - data.doc_idx[documents]) % 2 == 1
+    return np.repeat(odd, data.sizes.astype(np.int64))
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: BinIdx, ctx_len: int, data_type: str = "binidx",
+             max_windows: int | None = None, state: RWKVState | None = None, batch_size: int = 1) -> dict:
+    """{"loss", "ppl", "tokens", "windows"} of `model` on `data` (see the module docstring). The model is
+    put in eval mode for the evaluation and back as it was."""
+    if data_type not in EVAL_DATA_TYPES:
+        raise ValueError(f"--data_type must be one of {', '.join(EVAL_DATA_TYPES)}, got {data_type!r}")
+    if ctx_len < 1 or batch_size < 1 or (max_windows is not None and max_windows < 1):
+        raise ValueError(f"--ctx_len, --batch_size and --max_windows must be positive, got {ctx_len}, {batch_size}, "
+                         f"{max_windows}")
+    spans = windows(data.num_tokens, ctx_len, max_windows)
+    if not spans:
+        raise ValueError(f"{data.prefix} holds {data.num_tokens} tokens: too few to predict one")
+    counted = response_tokens(data) if data_type == "sft" else None
+    device = next(model.parameters()).device
+    training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        for i in range(0, len(spans), batch_size):
+            group = spans[i:i + batch_size]
+            for same in ([s for s in group if s[1] - s[0] == n] for n in sorted({e - s for s, e in group})):
+                tokens = torch.from_numpy(np.stack([np.asarray(data.window(s, e - s), dtype=np.int64)
+                                                    for s, e in same])).to(device)              # (b, n)
+                mask = (torch.from_numpy(np.stack([counted[s + 1:e] for s, e in same])).to(device) if counted is
+                        not None else torch.ones_like(tokens[:, 1:], dtype=torch.bool))          # (b, n - 1)
+                start = state.expand(len(same)) if state is not None and state.batch_size == 1 else state
+                logits = model(tokens[:, :-1], state=start)                                      # (b, n - 1, V)
+                losses = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")
+                total += float((losses * mask.flatten()).sum())
+                count += int(mask.sum())
+    finally:
+        model.train(training)
+    if count == 0:
+        raise ValueError(f"{data.prefix}: no predicted token counts (sft data whose windows hold no response token)")
+    loss = total / count
+    return {"loss": loss, "ppl": math.exp(min(loss, 700.0)), "tokens": count, "windows": len(spans)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .generate import add_model_flags, check_model_paths, load_from_args
+    p = argparse.ArgumentParser(prog="eval.py", description=__doc__.split("\n\n")[0])
+    add_model_flags(p)
+    p.add_argument("--data", required=True, metavar="PREFIX", help="binidx data: PREFIX.bin and PREFIX.idx (required)")
+    p.add_argument("--ctx_len", type=int, default=1024, metavar="N", help="tokens per window (default: 1024)")
+    p.add_argument("--max_windows", type=int, metavar="N", help="evaluate the first N windows only (default: all)")
+    p.add_argument("--data_type", choices=EVAL_DATA_TYPES, default="binidx",
+                   help="binidx: every token counts; sft: only the responses' tokens (default: binidx)")
+    p.add_argument("--batch_size", type=int, default=1, metavar="N",
+                   help="windows per forward (default: 1; more is faster and takes more memory)")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        if args.ctx_len < 1 or args.batch_size < 1 or (args.max_windows is not None and args.max_windows < 1):
+            raise ValueError("--ctx_len, --batch_size and --max_windows must be positive")
+        check_model_paths(args)
+        data = BinIdx(args.data)
+        model, state = load_from_args(args)
+        if data.num_tokens and int(np.max(data.tokens)) >= model.config.vocab_size:
+            raise ValueError(f"{args.data} holds token {int(np.max(data.tokens))}, beyond the model's vocabulary of "
+                             f"{model.config.vocab_size}")
+        start = time.time()
+        result = evaluate(model, data, args.ctx_len, args.data_type, args.max_windows, state, args.batch_size)
+        print(f"eval.py: {result['windows']} windows of {args.ctx_len} tokens, {result['tokens']:,} predicted tokens "
+              f"in {time.time() - start:.1f}s", file=sys.stderr)
+        print(json.dumps({"loss": round(result["loss"], 6), "ppl": round(result["ppl"], 4),
+                          "tokens": result["tokens"]}))
+        return 0
+
+    return run_command("eval.py", body, interrupted="nothing was written")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
