@@ -46,3 +46,24 @@ def output_and_grads(fn, inputs, seed: int = 1, state_grad: bool = True):
     loss = (y * gy).sum() + ((s * gs).sum() if state_grad else 0)
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)      # T = 1 without a state gradient: w is unused
     return [y, s, *(torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads))]
+
+
+def assert_matches_the_oracle(model, tokens: torch.Tensor, expected: torch.Tensor, tolerance: float = 1e-4) -> None:
+    """The model's logits for `tokens` (T,) equal `expected` (T, V) (an independent implementation's);
+    and the comparison is not vacuous: without the attention path's output they differ by > 1e-2."""
+    with torch.no_grad():
+        ours = model(tokens[None])[0]
+        for block in model.blocks:
+            block.att.output.weight.zero_()
+        without_attention = model(tokens[None])[0]
+    assert ours.shape == expected.shape
+    assert rel_err(ours, expected) < tolerance
+    assert rel_err(without_attention, expected) > 1e-2
+
+
+def random_checkpoint(tmp_path, config, init, save, n_tokens: int, seed: int = 11):
+    """A random non-zero fp32 checkpoint of `config` (init_rwkv6 / init_rwkv7 with nonzero=True, then save)
+    and n_tokens random token ids to run through it: (path, tokens)."""
+    path = tmp_path / "model.pth"
+    save(init(config, seed=seed, nonzero=True), path, dtype=torch.float32)
+    return path, torch.randint(0, config.vocab_size, (n_tokens,), generator=torch.Generator().manual_seed(0))

@@ -17,12 +17,23 @@ import torch.nn as nn
 
 from ..utils.atomic import atomic_torch_save
 from .config import RWKV6Config
+from .config7 import RWKV7Config
 from .rwkv6 import RWKV6
+from .rwkv7 import RWKV7
 
-def parameter_shapes(config: RWKV6Config) -> dict[str, torch.Size]:
+MODEL_CLASSES = {RWKV6Config: RWKV6, RWKV7Config: RWKV7}
+
+def parameter_shapes(config: RWKV6Config | RWKV7Config) -> dict[str, torch.Size]:
     """Every key of the checkpoint and its shape, in RWKV-LM's order (built on the meta device: no memory)."""
     with torch.device("meta"):
-        return {k: v.shape for k, v in RWKV6(config).state_dict().items()}
+        return {k: v.shape for k, v in MODEL_CLASSES[type(config)](config).state_dict().items()}
+
+
+def model_family(state_dict: Mapping[str, object]) -> str:
+    """"x060" (RWKV6) or "x070" (RWKV7), from the keys of a checkpoint."""
+    if "blocks.0.att.r_k" in state_dict or "blocks.0.att.w0" in state_dict:
+        return "x070"
+    return "x060"
 
 
 def _describe(shape) -> str:
@@ -91,21 +102,42 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     return sd
 
 
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+               config: RWKV6Config | RWKV7Config | None = None, **runtime) -> RWKV6 | RWKV7:
+    """Load an RWKV6 or RWKV7 .pth, whichever the file's keys say (or `config`'s type), as load_rwkv6."""
+    if config is None:
+        family = model_family(read_checkpoint(path))
+        config_class = RWKV7Config if family == "x070" else RWKV6Config
+    else:
+        config_class = type(config)
+    return _load(path, config_class, dtype, device, config, runtime)
+
+
+def load_rwkv7(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+               config: RWKV7Config | None = None, **runtime) -> RWKV7:
+    """Load an RWKV7 .pth (RWKV-LM's x070 key names), strictly and memory-mapped, as load_rwkv6."""
+    return _load(path, RWKV7Config, dtype, device, config, runtime)
+
+
 def load_rwkv6(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
                config: RWKV6Config | None = None, **runtime) -> RWKV6:
     """Load an RWKV6 .pth (RWKV-LM key names). Every size is inferred from the shapes,
     unless `config` is given, in which case the file must match it exactly. Loading is
     strict: a missing, unexpected or wrongly shaped key is an error naming the key.
     `runtime` sets grad_cp / wkv_backend / wkv_chunk_size."""
+    return _load(path, RWKV6Config, dtype, device, config, runtime)
+
+
+def _load(path, config_class, dtype, device, config, runtime):
     dtype = as_dtype(dtype)
     sd = read_checkpoint(path)
     inferred = config is None
     if inferred:
-        config = RWKV6Config.from_state_dict(sd, source=str(path), **runtime)
+        config = config_class.from_state_dict(sd, source=str(path), **runtime)
     elif runtime:
         config = config.replace(**runtime)
     with torch.device("meta"):
-        model = RWKV6(config)
+        model = MODEL_CLASSES[type(config)](config)
     try:
         check_state_dict(parameter_shapes(config), sd, source=str(path))
     except ValueError as e:
@@ -122,7 +154,8 @@ def load_rwkv6(path: str | Path, dtype: torch.dtype = torch.float32, device: str
 def size_sources(sd: Mapping[str, torch.Tensor]) -> str:
     """Which tensors RWKV6Config.from_state_dict reads each size from, with their shapes."""
     sources = (("vocab_size, n_embd", "emb.weight"), ("dim_att", "blocks.0.att.key.weight"),
-               ("dim_ffn", "blocks.0.ffn.key.weight"), ("heads, head_size", "blocks.0.att.time_faaaa"))
+               ("dim_ffn", "blocks.0.ffn.key.weight"), ("heads, head_size", "blocks.0.att.time_faaaa"),
+               ("heads, head_size", "blocks.0.att.r_k"))
     return "; ".join(f"{sizes} from {key} {_describe(sd[key].shape)}" for sizes, key in sources if key in sd)
 
 
@@ -145,3 +178,6 @@ def save_rwkv6(model_or_state: RWKV6 | Mapping[str, torch.Tensor], path: str | P
     path = Path(path)
     atomic_torch_save(rwkv6_state_dict(model_or_state, dtype), path)
     return path
+
+
+save_rwkv7 = save_rwkv6          # the same file format: RWKV-LM's keys, atomic, bf16 by default

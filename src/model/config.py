@@ -11,7 +11,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 import torch
 
@@ -34,6 +34,8 @@ class RWKV6Config:
         "naive", "chunked" or "cuda".
     wkv_chunk_size: chunk length of the chunked backend.
     """
+
+    family: ClassVar[str] = "x060"
 
     n_layer: int
     n_embd: int
@@ -89,6 +91,7 @@ class RWKV6Config:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "RWKV6Config":
+        """A config JSON file; one with RWKV7's fields (d_decay_lora, ...) gives an RWKV7Config."""
         path = Path(path)
         try:
             data = json.loads(path.read_text())
@@ -98,6 +101,9 @@ class RWKV6Config:
             raise ValueError(f"model config {path} is not valid JSON: {e}") from None
         if not isinstance(data, dict):
             raise ValueError(f"model config {path} must hold a JSON object, got {type(data).__name__}")
+        if "d_decay_lora" in data and "d_aaa_lora" in data:
+            from .config7 import RWKV7Config
+            return RWKV7Config.from_dict(data, source=str(path))
         return cls.from_dict(data, source=str(path))
 
     @classmethod
@@ -143,18 +149,30 @@ class RWKV6Config:
         )
 
 
-def preset_names() -> list[str]:
-    """The shipped presets, smallest first: tiny, 0.1b, 0.4b, ..., then any others by name."""
+def preset_names(family: str = "x060") -> list[str]:
+    """The shipped presets, smallest first: tiny, 0.1b, 0.4b, ..., then any others by name. RWKV6's are
+    bare names ('3b'); family "x070" lists RWKV7's, which are named with their prefix ('rwkv7-1.5b')."""
+    if family == "x070":
+        return ["rwkv7-" + n for n in _sorted_presets("rwkv7-")]
+    return _sorted_presets("rwkv6-")
+
+
+def _sorted_presets(prefix: str) -> list[str]:
     def size(name: str) -> tuple:
         try:
             return (0, float(name.removesuffix("b")))
         except ValueError:
             return (0, 0.0) if name == "tiny" else (1, name)
-    return sorted((p.stem.removeprefix("rwkv6-") for p in MODEL_PRESETS.glob("rwkv6-*.json")), key=size)
+    return sorted((p.stem.removeprefix(prefix) for p in MODEL_PRESETS.glob(f"{prefix}*.json")), key=size)
 
 
-def resolve_config(spec: str, **runtime) -> RWKV6Config:
-    """A preset name ('3b') or a path to a config JSON file."""
+def resolve_config(spec: str, **runtime):
+    """A preset name ('3b' for RWKV6, 'rwkv7-1.5b' for RWKV7) or a path to a config JSON file (an RWKV7
+    one names d_decay_lora): an RWKV6Config or an RWKV7Config."""
+    from .config7 import RWKV7Config
     if spec.endswith(".json") or "/" in spec:
-        return RWKV6Config.from_json(spec).replace(**runtime)
-    return RWKV6Config.preset(spec, **runtime)
+        config = RWKV6Config.from_json(spec)                      # reads and checks the file's JSON
+        return config.replace(**runtime)
+    if spec.startswith("rwkv7-"):
+        return RWKV7Config.preset(spec, **runtime)
+    return RWKV6Config.preset(spec.removeprefix("rwkv6-"), **runtime)

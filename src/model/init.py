@@ -33,7 +33,12 @@ from ..utils.files import check_output
 from ..utils.cli import run_command
 from .checkpoint import parameter_shapes, save_rwkv6
 from .config import RWKV6Config, preset_names, resolve_config
+from .config7 import RWKV7Config
 from .rwkv6 import RWKV6
+from .rwkv7 import RWKV7
+
+__all__ = ["init_rwkv6", "init_rwkv6_state_dict", "init_rwkv7", "init_rwkv7_state_dict", "init_state_dict",
+           "init_model", "init_tensor", "shared_rule", "main"]
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -46,6 +51,32 @@ def _layer_ratios(layer: int, n_layer: int) -> tuple[float, float]:
     ratio_0_to_1 = layer / (n_layer - 1) if n_layer > 1 else 0.0
     ratio_1_to_almost0 = 1.0 - layer / n_layer
     return ratio_0_to_1, ratio_1_to_almost0
+
+
+def checked(value: torch.Tensor | None, name: str, shape: torch.Size) -> torch.Tensor:
+    """A rule's result as fp32, or an error if no rule applied or it made another shape."""
+    if value is None:
+        raise KeyError(f"no initialisation rule for {name} {tuple(shape)}")
+    if tuple(value.shape) != tuple(shape):
+        raise AssertionError(f"init rule for {name} produced {tuple(value.shape)}, expected {tuple(shape)}")
+    return value.to(torch.float32)
+
+
+def shared_rule(name: str, shape: torch.Size, config, gen: torch.Generator) -> torch.Tensor | None:
+    """The rules RWKV6 and RWKV7 share (None for any other tensor): LayerNorms 1 / 0, att.ln_x.weight
+    ((layer + 1) / n_layer)^0.7, emb ~ U(+-1e-4), head orthogonal with gain 0.5 sqrt(V / C) (V > C)."""
+    C, L = config.n_embd, config.n_layer
+    layer = int(name.split(".")[1]) if name.startswith("blocks.") else 0
+    if name.endswith("att.ln_x.weight"):
+        return torch.full(shape, ((1 + layer) / L) ** 0.7)
+    if ".ln" in name or name.startswith("ln_"):
+        return torch.ones(shape) if name.endswith(".weight") else torch.zeros(shape)
+    if name == "emb.weight":
+        return torch.empty(shape).uniform_(-1e-4, 1e-4, generator=gen)
+    if name == "head.weight":
+        V = config.vocab_size
+        return nn.init.orthogonal_(torch.empty(shape), gain=0.5 * math.sqrt(V / C) if V > C else 0.5, generator=gen)
+    return None
 
 
 def init_tensor(name: str, shape: torch.Size, config: RWKV6Config, gen: torch.Generator,
@@ -85,15 +116,8 @@ def init_tensor(name: str, shape: torch.Size, config: RWKV6Config, gen: torch.Ge
         value = zero_or_random(shape[0])
     elif suffix in ("att.time_maa_w2", "att.time_decay_w2"):
         value = uniform(0.01)
-    elif suffix == "att.ln_x.weight":
-        value = torch.full(shape, ((1 + layer) / L) ** 0.7)
-    elif ".ln" in name or name.startswith("ln_"):
-        value = torch.ones(shape) if name.endswith(".weight") else torch.zeros(shape)
-    elif name == "emb.weight":
-        value = uniform(1e-4)
-    elif name == "head.weight":
-        V = config.vocab_size
-        value = orthogonal(0.5 * math.sqrt(V / C) if V > C else 0.5)
+    elif (shared := shared_rule(name, shape, config, gen)) is not None:
+        value = shared
     elif any(z in name for z in ZERO_MATRICES):
         value = zero_or_random(shape[1])
     elif any(s in name for s in SMALL_MATRICES):
@@ -101,41 +125,46 @@ def init_tensor(name: str, shape: torch.Size, config: RWKV6Config, gen: torch.Ge
     elif name.endswith(".weight") and len(shape) == 2:
         value = orthogonal(1.0)
     else:
-        raise KeyError(f"no initialisation rule for {name} {tuple(shape)}")
-    value = value.to(torch.float32)
-    if tuple(value.shape) != tuple(shape):
-        raise AssertionError(f"init rule for {name} produced {tuple(value.shape)}, expected {tuple(shape)}")
-    return value
+        value = None
+    return checked(value, name, shape)
 
 
-def init_rwkv6_state_dict(config: RWKV6Config, seed: int = 0, dtype: torch.dtype = torch.bfloat16,
-                          nonzero: bool = False, progress: bool = False) -> dict[str, torch.Tensor]:
-    """A full RWKV-LM-keyed state dict. Peak memory: the result in `dtype` plus one fp32 tensor."""
+def init_state_dict(config: RWKV6Config | RWKV7Config, seed: int = 0, dtype: torch.dtype = torch.bfloat16,
+                    nonzero: bool = False, progress: bool = False) -> dict[str, torch.Tensor]:
+    """A full RWKV-LM-keyed state dict of either family (its rules: init_tensor, init7.init_tensor7).
+    Peak memory: the result in `dtype` plus one fp32 tensor."""
+    from .init7 import init_tensor7                 # it uses shared_rule from here
+    rule = init_tensor7 if isinstance(config, RWKV7Config) else init_tensor
     gen = torch.Generator().manual_seed(seed)
     shapes = parameter_shapes(config)
     out = {}
     start = time.time()
     for i, (name, shape) in enumerate(shapes.items()):
-        out[name] = init_tensor(name, shape, config, gen, nonzero=nonzero).to(dtype)
+        out[name] = rule(name, shape, config, gen, nonzero=nonzero).to(dtype)
         if progress and (i + 1) % 50 == 0:
             print(f"  initialised {i + 1}/{len(shapes)} tensors ({time.time() - start:.0f}s)", file=sys.stderr)
     return out
 
 
-def init_rwkv6(config: RWKV6Config, seed: int = 0, dtype: torch.dtype = torch.float32,
-               device: str | torch.device = "cpu", nonzero: bool = False) -> RWKV6:
-    """A randomly initialised model (RWKV-LM's scheme), ready to run."""
-    sd = init_rwkv6_state_dict(config, seed=seed, dtype=dtype, nonzero=nonzero)
+def init_model(config: RWKV6Config | RWKV7Config, seed: int = 0, dtype: torch.dtype = torch.float32,
+               device: str | torch.device = "cpu", nonzero: bool = False) -> RWKV6 | RWKV7:
+    """A randomly initialised model of either family (RWKV-LM's scheme), ready to run."""
+    sd = init_state_dict(config, seed=seed, dtype=dtype, nonzero=nonzero)
     with torch.device("meta"):
-        model = RWKV6(config)
+        model = (RWKV7 if isinstance(config, RWKV7Config) else RWKV6)(config)
     model.load_state_dict({k: v.to(device) for k, v in sd.items()}, strict=True, assign=True)
     return model
+
+
+init_rwkv6_state_dict = init_rwkv7_state_dict = init_state_dict
+init_rwkv6 = init_rwkv7 = init_model
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m src.init_model", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, metavar="PRESET|FILE",
-                   help=f"a preset ({', '.join(preset_names())}) or a model config JSON file")
+                   help=f"a preset ({', '.join(preset_names())}; RWKV7: {', '.join(preset_names('x070'))}) or a "
+                        f"model config JSON file")
     p.add_argument("--out", required=True, metavar="PATH", help="the .pth file to write (refused if it exists)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default: 0)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="stored dtype (default: bf16)")
@@ -153,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         check_output(out, "--out", inputs=(args.config,) if Path(args.config).is_file() else (),
                      overwrite=args.overwrite)
         n_params = sum(math.prod(s) for s in parameter_shapes(config).values())
-        print(f"initialising RWKV6 {config.n_layer} x {config.n_embd} ({n_params / 1e9:.3f}B parameters, "
+        family = "RWKV7" if isinstance(config, RWKV7Config) else "RWKV6"
+        print(f"initialising {family} {config.n_layer} x {config.n_embd} ({n_params / 1e9:.3f}B parameters, "
               f"{args.dtype}, seed {args.seed}) ...", file=sys.stderr)
         start = time.time()
-        sd = init_rwkv6_state_dict(config, seed=args.seed, dtype=DTYPES[args.dtype], nonzero=args.nonzero,
-                                   progress=True)
+        sd = init_state_dict(config, seed=args.seed, dtype=DTYPES[args.dtype], nonzero=args.nonzero, progress=True)
         save_rwkv6(sd, out, dtype=None)
         print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB) in {time.time() - start:.1f}s", file=sys.stderr)
 

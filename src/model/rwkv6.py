@@ -20,11 +20,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint
 
 from ..wkv6 import wkv6
+from .base import RWKVBlock, RWKVModel
 from .config import RWKV6Config
-from .state import RWKVState
 
 LN_X_EPS = 64e-5        # RWKV-LM: 1e-5 * head_size_divisor ** 2, head_size_divisor = 8
 
@@ -142,16 +141,9 @@ class ChannelMix(nn.Module):
         return torch.sigmoid(self.receptance(xr)) * self.value(k), x[:, -1].clone()   # (B, T, C), (B, C)
 
 
-class Block(nn.Module):
+class Block(RWKVBlock):
     def __init__(self, config: RWKV6Config, layer_id: int):
-        super().__init__()
-        self.layer_id = layer_id
-        self.ln1 = nn.LayerNorm(config.n_embd)
-        self.ln2 = nn.LayerNorm(config.n_embd)
-        if layer_id == 0:
-            self.ln0 = nn.LayerNorm(config.n_embd)
-        self.att = TimeMix(config, layer_id)
-        self.ffn = ChannelMix(config, layer_id)
+        super().__init__(config, layer_id, TimeMix, ChannelMix)
 
     def forward(self, x: torch.Tensor, config: RWKV6Config, att_shift: torch.Tensor | None = None,
                 wkv: torch.Tensor | None = None, ffn_shift: torch.Tensor | None = None):
@@ -165,73 +157,11 @@ class Block(nn.Module):
         return x + ffn, att_shift, wkv, ffn_shift
 
 
-class RWKV6(nn.Module):
-    """model(idx: LongTensor (B, T)) -> logits (B, T, V). Parameters are left uninitialised:
-    load a checkpoint (`load_rwkv6`) or initialise (`src.model.init.init_rwkv6`).
-
-    model(idx, state=None, return_state=True) -> (logits, RWKVState): `state` (state.py) is
-    where the sequence starts (None: the beginning; or a tuned `time_state`, see state tuning),
-    and the returned state is where it ends, so a sequence fed in pieces, each from the state
-    the last returned, gives the logits of feeding it whole. The returned state carries the
-    autograd graph: gradients flow back across pieces (infctx training) unless it is detached.
-
-    `self.config` is the model's only configuration: the blocks read its runtime options
-    (grad_cp, wkv_backend, wkv_chunk_size) from the forward call, so `set_runtime` changes
-    them for this model alone."""
+class RWKV6(RWKVModel):
+    """RWKV6: model(idx (B, T)) -> logits (B, T, V), or with state=..., return_state=True the state
+    carried across calls (base.py). Parameters are left uninitialised: load a checkpoint
+    (`load_rwkv6`) or initialise (`src.model.init.init_rwkv6`). Runtime options: grad_cp,
+    wkv_backend, wkv_chunk_size."""
 
     def __init__(self, config: RWKV6Config):
-        super().__init__()
-        self.config = config
-        self.emb = nn.Embedding(config.vocab_size, config.n_embd)
-        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
-        self.ln_out = nn.LayerNorm(config.n_embd)
-        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-
-    def forward(self, idx: torch.Tensor, state: RWKVState | None = None, return_state: bool = False):
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
-            got = f"{tuple(idx.shape)} {idx.dtype}" if isinstance(idx, torch.Tensor) else type(idx).__name__
-            raise ValueError(f"RWKV6: idx must be an integer tensor of shape (B, T), got {got}")
-        if idx.shape[1] == 0:
-            raise ValueError(f"RWKV6: idx holds no tokens (shape {tuple(idx.shape)}): T must be at least 1")
-        if idx.device.type == "cpu" and idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
-            raise ValueError(f"RWKV6: token ids must lie in [0, {self.config.vocab_size}), "
-                             f"got min {int(idx.min())} max {int(idx.max())}")
-        config = self.config
-        if state is not None:
-            check_state(state, config, idx.shape[0])
-        x = self.emb(idx)                                           # (B, T, C)
-        checkpointing = config.grad_cp and self.training and torch.is_grad_enabled()
-        layers = []
-        for i, block in enumerate(self.blocks):
-            layer_state = state.layer(i) if state is not None else (None, None, None)
-            if checkpointing:                                       # recompute the block in the backward
-                x, *layer_state = torch.utils.checkpoint.checkpoint(block, x, config, *layer_state,
-                                                                    use_reentrant=False)
-            else:
-                x, *layer_state = block(x, config, *layer_state)
-            layers.append(layer_state)
-        logits = self.head(self.ln_out(x))                          # (B, T, V)
-        if not return_state:
-            return logits
-        return logits, RWKVState([a for a, _, _ in layers], [s for _, s, _ in layers], [f for _, _, f in layers])
-
-    def set_runtime(self, **changes) -> "RWKV6":
-        """Change runtime options (grad_cp, wkv_backend, wkv_chunk_size) of this model only."""
-        config = self.config.replace(**changes)
-        if config.shape_signature() != self.config.shape_signature():
-            raise ValueError("RWKV6.set_runtime changes runtime options only, not shapes")
-        self.config = config
-        return self
-
-
-def check_state(state: RWKVState, config: RWKV6Config, batch_size: int) -> None:
-    """A state given to the model must fit it: a ValueError naming what differs."""
-    if not isinstance(state, RWKVState):
-        raise ValueError(f"RWKV6: state must be an RWKVState, got {type(state).__name__}")
-    expected = {"layers": config.n_layer, "batch": batch_size, "wkv": (config.n_head, config.head_size,
-                                                                       config.head_size), "n_embd": config.n_embd}
-    found = {"layers": state.n_layer, "batch": state.batch_size, "wkv": tuple(state.wkv[0].shape[1:]),
-             "n_embd": state.att_shift[0].shape[1]}
-    wrong = [f"{k} {found[k]} in the state, {v} in the model (or idx)" for k, v in expected.items() if found[k] != v]
-    if wrong:
-        raise ValueError("RWKV6: the state does not fit: " + "; ".join(wrong))
+        super().__init__(config, Block)

@@ -5,13 +5,17 @@ in pieces, each piece starting from the state the previous one ended with, gives
 of feeding it whole (rwkv6.py: `model(idx, state=..., return_state=True)`). Per layer:
 
     att_shift   (B, C)        the time mix's input (after ln1) at the last token: its x_{t-1}
-    wkv         (B, H, N, N)  the WKV state, indexed [key, value], float32 (src/wkv6)
+    wkv         (B, H, N, N)  the WKV state, float32: RWKV6's indexed [key, value] (src/wkv6),
+                              RWKV7's [value, key] (src/wkv7), as each family's runtimes hold it
     ffn_shift   (B, C)        the channel mix's input (after ln2) at the last token
+`family` says which ("x060" or "x070"); a model takes only its own family's states.
 
 State files are RWKV-LM's and RWKV-PEFT's (what state tuning writes, what ChatRWKV, the `rwkv`
 package, RWKV Runner and ai00 read): a .pth of {"blocks.{i}.att.time_state": (H, N, N)} holding
-the WKV state transposed, [value, key]; those runtimes turn it into their [key, value] state
-with `.transpose(1, 2)`. A state file holds the WKV part only: the token shifts start at zero.
+the WKV state [value, key]. For RWKV6 that is our state transposed (those runtimes turn it into
+their [key, value] state with `.transpose(1, 2)`); for RWKV7 it is the state as it is (RWKV-PEFT
+and RWKV Runner use it without a transpose). A state file holds the WKV part only: the token
+shifts start at zero.
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ STATE_KEY = "blocks.{}.att.time_state"
 STATE_KEY_PATTERN = re.compile(r"blocks\.(\d+)\.att\.time_state")
 
 
-def file_layout(wkv: torch.Tensor) -> torch.Tensor:
-    """Our [key, value] WKV state -> a state file's [value, key] layout, or back (a transpose of the
-    last two dimensions is its own inverse)."""
-    return wkv.transpose(-1, -2)
+def file_layout(wkv: torch.Tensor, family: str = "x060") -> torch.Tensor:
+    """Our WKV state -> a state file's [value, key] layout, or back: RWKV6's [key, value] is transposed
+    (its own inverse), RWKV7's is already [value, key]."""
+    return wkv.transpose(-1, -2) if family == "x060" else wkv
 
 
 @dataclass
@@ -43,8 +47,11 @@ class RWKVState:
     att_shift: list[torch.Tensor]      # n_layer x (B, C), the model's dtype
     wkv: list[torch.Tensor]            # n_layer x (B, H, N, N) [key, value], float32
     ffn_shift: list[torch.Tensor]      # n_layer x (B, C), the model's dtype
+    family: str = "x060"               # "x060" (RWKV6) or "x070" (RWKV7)
 
     def __post_init__(self) -> None:
+        if self.family not in ("x060", "x070"):
+            raise ValueError(f"RWKVState.family must be 'x060' or 'x070', got {self.family!r}")
         if not (len(self.att_shift) == len(self.wkv) == len(self.ffn_shift)) or not self.wkv:
             raise ValueError(f"RWKVState: att_shift, wkv and ffn_shift need one tensor per layer each, got "
                              f"{len(self.att_shift)}, {len(self.wkv)} and {len(self.ffn_shift)}")
@@ -65,25 +72,28 @@ class RWKVState:
         L, C, H, N = config.n_layer, config.n_embd, config.n_head, config.head_size
         return cls([torch.zeros(batch_size, C, dtype=dtype, device=device) for _ in range(L)],
                    [torch.zeros(batch_size, H, N, N, dtype=torch.float32, device=device) for _ in range(L)],
-                   [torch.zeros(batch_size, C, dtype=dtype, device=device) for _ in range(L)])
+                   [torch.zeros(batch_size, C, dtype=dtype, device=device) for _ in range(L)], config.family)
 
     @classmethod
-    def from_wkv(cls, wkv: list[torch.Tensor], n_embd: int, dtype: torch.dtype = torch.float32) -> "RWKVState":
-        """A state with these WKV states ([key, value], (B, H, N, N) each) and zero token shifts."""
+    def from_wkv(cls, wkv: list[torch.Tensor], n_embd: int, dtype: torch.dtype = torch.float32,
+                 family: str = "x060") -> "RWKVState":
+        """A state with these WKV states ((B, H, N, N) each, in the family's layout) and zero token shifts."""
         B, device = wkv[0].shape[0], wkv[0].device
         wide = [s if s.dtype in (torch.float32, torch.float64) else s.float() for s in wkv]    # float64 stays (tests)
         return cls([torch.zeros(B, n_embd, dtype=dtype, device=device) for _ in wkv], wide,
-                   [torch.zeros(B, n_embd, dtype=dtype, device=device) for _ in wkv])
+                   [torch.zeros(B, n_embd, dtype=dtype, device=device) for _ in wkv], family)
 
     @classmethod
     def from_file(cls, path: str | Path, config=None, dtype: torch.dtype = torch.float32,
-                  device: torch.device | str | None = None) -> "RWKVState":
+                  device: torch.device | str | None = None, family: str | None = None) -> "RWKVState":
         """Read a state file (RWKV-LM / RWKV-PEFT state tuning: blocks.{i}.att.time_state, (H, N, N)):
-        batch 1, zero token shifts. With `config` (the model's RWKV6Config), the layers and shapes must
-        fit it; a problem is a ValueError naming the file and the key."""
+        batch 1, zero token shifts. With `config` (the model's RWKV6Config or RWKV7Config), the layers
+        and shapes must fit it and it gives the family; without, `family` does (default "x060"). A
+        problem is a ValueError naming the file and the key."""
         wkv = read_state_file(path, config)
+        family = config.family if config is not None else (family or "x060")
         n_embd = config.n_embd if config is not None else wkv[0].shape[0] * wkv[0].shape[1]
-        return cls.from_wkv([file_layout(s)[None].to(device) for s in wkv], n_embd, dtype)
+        return cls.from_wkv([file_layout(s, family)[None].to(device) for s in wkv], n_embd, dtype, family)
 
     # ------------------------------------------------------------------ using
 
@@ -103,28 +113,29 @@ class RWKVState:
         return [t for i in range(self.n_layer) for t in self.layer(i)]
 
     @classmethod
-    def from_tensors(cls, tensors) -> "RWKVState":
+    def from_tensors(cls, tensors, family: str = "x060") -> "RWKVState":
         tensors = list(tensors)
-        return cls(tensors[0::3], tensors[1::3], tensors[2::3])
+        return cls(tensors[0::3], tensors[1::3], tensors[2::3], family)
 
     def detach(self) -> "RWKVState":
         """The same values, cut from the autograd graph (truncated backpropagation, generation)."""
-        return RWKVState.from_tensors(t.detach() for t in self.tensors())
+        return RWKVState.from_tensors((t.detach() for t in self.tensors()), self.family)
 
     def clone(self) -> "RWKVState":
-        return RWKVState.from_tensors(t.clone() for t in self.tensors())
+        return RWKVState.from_tensors((t.clone() for t in self.tensors()), self.family)
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> "RWKVState":
         """Move to `device`; `dtype` changes the token shifts only (the WKV state stays float32)."""
         return RWKVState([t.to(device=device, dtype=dtype) for t in self.att_shift],
                          [t.to(device=device) for t in self.wkv],
-                         [t.to(device=device, dtype=dtype) for t in self.ffn_shift])
+                         [t.to(device=device, dtype=dtype) for t in self.ffn_shift], self.family)
 
     def expand(self, batch_size: int) -> "RWKVState":
         """A batch-1 state repeated over `batch_size` rows (one prompt state for a batch)."""
         if self.batch_size != 1:
             raise ValueError(f"RWKVState.expand: the state has batch size {self.batch_size}, expected 1")
-        return RWKVState.from_tensors(t.expand(batch_size, *t.shape[1:]).clone() for t in self.tensors())
+        return RWKVState.from_tensors((t.expand(batch_size, *t.shape[1:]).clone() for t in self.tensors()),
+                                      self.family)
 
     # ------------------------------------------------------------------ state files
 
@@ -133,7 +144,7 @@ class RWKVState:
         [value, key], float32)."""
         if not 0 <= index < self.batch_size:
             raise ValueError(f"RWKVState: index {index} is outside the batch of {self.batch_size}")
-        return {STATE_KEY.format(i): file_layout(s[index]).detach().float().cpu().contiguous()
+        return {STATE_KEY.format(i): file_layout(s[index], self.family).detach().float().cpu().contiguous()
                 for i, s in enumerate(self.wkv)}
 
     def save(self, path: str | Path, index: int = 0) -> Path:

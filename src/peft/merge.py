@@ -133,9 +133,10 @@ def check_merge(base_path: str | Path, adapter: Adapter, merged_path: str | Path
     del model
     merged = load_rwkv6(merged_path, device=device)
     # a tuned initial state is not in the merged file: the merged model starts from the adapter's state file
-    state = (RWKVState.from_wkv([file_layout(t)[None].to(device) for _, t in sorted(
-        adapter.state_tensors().items(), key=lambda kv: int(kv[0].split(".")[1]))], merged.config.n_embd)
-        if adapter.state_tensors() else None)
+    family = merged.config.family
+    state = (RWKVState.from_wkv([file_layout(t, family)[None].to(device) for _, t in sorted(
+        adapter.state_tensors().items(), key=lambda kv: int(kv[0].split(".")[1]))], merged.config.n_embd,
+        family=family) if adapter.state_tensors() else None)
     merged = merged(tokens, state=state).float()
     diff = (merged - expected).abs().max().item()
     return diff, diff / max(expected.abs().max().item(), 1e-30)

@@ -28,7 +28,7 @@ from .loss import training_loss
 
 def _chunk_loss(model, x, y, mask, l2wrap: bool, count: torch.Tensor, positions: int, *state_tensors):
     """One chunk: (its share of the loss, the state it ends with, flat)."""
-    state = RWKVState.from_tensors(state_tensors) if state_tensors else None
+    state = RWKVState.from_tensors(state_tensors, model.config.family) if state_tensors else None
     logits, state = model(x, state=state, return_state=True)                  # (B, t, V)
     part = training_loss(logits, y, mask, l2wrap, count=count, positions=positions)
     return (part, *state.tensors())

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from src.model import RWKV6Config, load_rwkv6, parameter_shapes, save_rwkv6
 from src.model.init import init_rwkv6
-from tests.helpers import rel_err
+from tests.helpers import assert_matches_the_oracle, random_checkpoint, rel_err
 
 
 def rwkv_pip_logits(path, tokens):
@@ -24,20 +24,8 @@ def rwkv_pip_logits(path, tokens):
                  marks=pytest.mark.slow, id="7b-style-64-128"),                          # 7B/14B-style LoRA widths
 ], ids=["tiny-32-64", "7b-style-64-128"])
 def test_logits_match_the_rwkv_pip_package(tmp_path, config):
-    path = tmp_path / "model.pth"
-    save_rwkv6(init_rwkv6(config, seed=11, nonzero=True), path, dtype=torch.float32)
-    tokens = torch.randint(0, config.vocab_size, (50,), generator=torch.Generator().manual_seed(0))
-    expected = rwkv_pip_logits(path, tokens.tolist())
-    model = load_rwkv6(path)
-    with torch.no_grad():
-        ours = model(tokens[None])[0]
-        # the check is not vacuous: the attention path moves the logits a lot
-        for block in model.blocks:
-            block.att.output.weight.zero_()
-        without_attention = model(tokens[None])[0]
-    assert ours.shape == expected.shape
-    assert rel_err(ours, expected) < 1e-4
-    assert rel_err(without_attention, expected) > 1e-2
+    path, tokens = random_checkpoint(tmp_path, config, init_rwkv6, save_rwkv6, n_tokens=50)
+    assert_matches_the_oracle(load_rwkv6(path), tokens, rwkv_pip_logits(path, tokens.tolist()))
 
 
 def test_loaded_sizes_are_inferred_from_the_file(tiny_fp32_checkpoint, tiny_config):
