@@ -8,7 +8,7 @@
     state.py        RWKVState: what the model carries between tokens; RWKV-LM's state files
 """
 
-from .checkpoint import (check_state_dict, load_model, load_rwkv6, load_rwkv7, model_family, parameter_shapes,
+from .checkpoint import (build_model, check_state_dict, config_from_checkpoint, load_model, load_rwkv6, load_rwkv7, model_family, parameter_shapes,
                          read_checkpoint, rwkv6_state_dict, save_rwkv6, save_rwkv7)
 from .config7 import RWKV7Config
 from .rwkv7 import RWKV7
@@ -16,6 +16,6 @@ from .config import RWKV6Config, preset_names, resolve_config
 from .state import RWKVState, read_state_file
 from .rwkv6 import LN_X_EPS, RWKV6, Block, ChannelMix, TimeMix, time_shift
 
-__all__ = ["RWKV7", "RWKV7Config", "load_rwkv7", "save_rwkv7", "load_model", "model_family", "RWKV6", "RWKV6Config", "RWKVState", "read_state_file", "Block", "TimeMix", "ChannelMix", "time_shift", "LN_X_EPS", "load_rwkv6", "save_rwkv6",
+__all__ = ["RWKV7", "RWKV7Config", "load_rwkv7", "save_rwkv7", "load_model", "model_family", "build_model", "config_from_checkpoint", "RWKV6", "RWKV6Config", "RWKVState", "read_state_file", "Block", "TimeMix", "ChannelMix", "time_shift", "LN_X_EPS", "load_rwkv6", "save_rwkv6",
            "read_checkpoint", "check_state_dict", "parameter_shapes", "rwkv6_state_dict", "preset_names",
            "resolve_config"]

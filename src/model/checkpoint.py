@@ -102,6 +102,18 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     return sd
 
 
+def config_from_checkpoint(state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                           **runtime) -> RWKV6Config | RWKV7Config:
+    """The config of either family, every size read from the shapes (the family from the keys)."""
+    config_class = RWKV7Config if model_family(state_dict) == "x070" else RWKV6Config
+    return config_class.from_state_dict(state_dict, source=source, **runtime)
+
+
+def build_model(config: RWKV6Config | RWKV7Config) -> RWKV6 | RWKV7:
+    """The network of the config's family (parameters uninitialised; build it on the meta device)."""
+    return MODEL_CLASSES[type(config)](config)
+
+
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
                config: RWKV6Config | RWKV7Config | None = None, **runtime) -> RWKV6 | RWKV7:
     """Load an RWKV6 or RWKV7 .pth, whichever the file's keys say (or `config`'s type), as load_rwkv6."""

@@ -3,7 +3,8 @@
 Our format is a directory with two files:
     adapter.pth          the trainable tensors (adapters, train_parts, tuned states) and PiSSA's
                          start point, under the model's own key names (blocks.0.att.key.bone, ...)
-    adapter_config.json  {"format": "rwkv6-peft-adapter", "version": 1, "peft": PeftConfig,
+    adapter_config.json  {"format": "rwkv6-peft-adapter", "version": 1, "family": "x060" or "x070",
+                          "peft": PeftConfig,
                           "base_model": the base's shape signature, "base_fingerprint": which
                           base file (when the trainer knows it), "step": N,
                           "tensors": {key: shape}, "adapter_sha256": hash of adapter.pth}
@@ -31,7 +32,7 @@ from ..model.checkpoint import check_state_dict
 from ..utils.files import load_tensor_file
 from ..utils.atomic import atomic_torch_save, atomic_write_text, new_temporary_directory, writing
 from .adapter import Adapter
-from .apply import adapter_layers, adapter_state_dict, apply_peft
+from .apply import adapter_layers, adapter_state_dict, apply_peft, resolve_targets
 from .config import PeftConfig
 from .rwkv_peft import read_rwkv_peft_adapter
 from .state import STATE_FILE, state_file_from
@@ -59,6 +60,7 @@ def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | P
     config = config if config is not None else getattr(model, "peft_config", None)
     if config is None:
         raise ValueError("save_adapter: the model has no adapters (call apply_peft first)")
+    config = resolve_targets(config, getattr(getattr(model, "config", None), "family", "x060"))
     if getattr(model, "peft_config", None) not in (None, config):
         raise ValueError(f"save_adapter: the config given ({config.method}) is not the one the model was "
                          f"built with ({model.peft_config.method})")
@@ -79,11 +81,12 @@ def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | P
                          f"tensors (tensors=...)")
     tensors = {k: given.get(k, v).detach().to("cpu").contiguous() for k, v in own.items()}
     base = model.config.shape_signature() if hasattr(model, "config") else None
+    family = getattr(getattr(model, "config", None), "family", None)       # "x060" (RWKV6) or "x070" (RWKV7)
     directory = Path(directory)
 
     def write(into: Path) -> None:
         atomic_torch_save(tensors, into / ADAPTER_FILE)
-        meta = {"format": FORMAT, "version": VERSION, "peft": config.to_dict(), "base_model": base,
+        meta = {"format": FORMAT, "version": VERSION, "family": family, "peft": config.to_dict(), "base_model": base,
                 "base_fingerprint": base_fingerprint, "step": step,
                 "tensors": {k: list(v.shape) for k, v in tensors.items()},
                 "adapter_sha256": _sha256(into / ADAPTER_FILE)}

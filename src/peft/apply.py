@@ -7,7 +7,7 @@ from fnmatch import fnmatchcase
 import torch
 import torch.nn as nn
 
-from .config import PeftConfig
+from .config import DEFAULT_TARGETS, FAMILY_TARGETS, PeftConfig
 from .layer import AdapterLinear
 from .registry import STATE_METHOD, adapter_class
 from .state import add_time_state, remove_time_state
@@ -42,6 +42,14 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
 
+def resolve_targets(config: PeftConfig, family: str) -> PeftConfig:
+    """The default targets (every linear layer of an RWKV6 block) mean every linear layer of the model's
+    own family: RWKV7's six. Other targets are kept as given."""
+    if config.targets == DEFAULT_TARGETS and family in FAMILY_TARGETS:
+        return config.replace(targets=FAMILY_TARGETS[family])
+    return config
+
+
 def apply_peft(model: nn.Module, config: PeftConfig, init_adapters: bool = True, verbose: bool = True) -> nn.Module:
     """Replace the target linears of `model` by adapter layers, in place, and freeze everything
     except the adapters, the parameters matching `config.train_parts` and, with `config.train_state`
@@ -51,6 +59,7 @@ def apply_peft(model: nn.Module, config: PeftConfig, init_adapters: bool = True,
         raise ValueError(f"apply_peft: config must be a PeftConfig, got {type(config).__name__} {config!r}")
     if getattr(model, "peft_config", None) is not None:
         raise ValueError(f"apply_peft: this model already has {model.peft_config.method} adapters")
+    config = resolve_targets(config, getattr(getattr(model, "config", None), "family", "x060"))
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
     chosen = [name for name in linears if any(target_matches(name, p) for p in config.targets)
               and config.method != STATE_METHOD]

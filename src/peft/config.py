@@ -14,9 +14,12 @@ from typing import Mapping
 from ..utils.options import dataclass_from_dict, flag_name, option
 from .registry import ADAPTER_CLASSES, PEFT_METHODS, STATE_METHOD, adapter_class
 
-# The eight linear layers of every RWKV6 block (names relative to the block).
+# The eight linear layers of every RWKV6 block (names relative to the block): the default targets.
 DEFAULT_TARGETS = ("att.receptance", "att.key", "att.value", "att.gate", "att.output",
                    "ffn.key", "ffn.receptance", "ffn.value")
+# RWKV7's six (its gate is a low-rank map, g1 g2, not a linear layer): the default on an RWKV7 model
+DEFAULT_TARGETS_X070 = ("att.receptance", "att.key", "att.value", "att.output", "ffn.key", "ffn.value")
+FAMILY_TARGETS = {"x060": DEFAULT_TARGETS, "x070": DEFAULT_TARGETS_X070}
 
 
 @dataclass(frozen=True)

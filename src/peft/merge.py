@@ -1,4 +1,4 @@
-"""Merge an adapter into a plain RWKV6 .pth, layer by layer: W + ΔW in fp32, written in the base's dtype.
+"""Merge an adapter into a plain RWKV6 or RWKV7 .pth, layer by layer: W + ΔW in fp32, written in the base's dtype.
 
     python merge.py --base rwkv6-3b.pth --bone out/ [--output merged.pth] [--check]
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..model import RWKV6Config, RWKVState, check_state_dict, load_rwkv6, read_checkpoint, save_rwkv6
+from ..model import RWKVState, check_state_dict, config_from_checkpoint, load_model, read_checkpoint, save_rwkv6
 from ..model.state import file_layout
 from ..utils.files import check_output, file_fingerprint
 from ..utils.cli import run_command
@@ -76,12 +76,12 @@ def merged_weight(weight: torch.Tensor, tensors: dict[str, torch.Tensor], adapte
 
 def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | Path,
                     dtype: torch.dtype | None = None, device: str = "cpu", overwrite: bool = False) -> MergeReport:
-    """Write base + adapter as a plain RWKV6 checkpoint (RWKV-LM key set)."""
+    """Write base + adapter as a plain checkpoint of the base's family (RWKV-LM key set)."""
     start = time.time()
     base_path, output_path = Path(base_path), Path(output_path)
     check_output_path(base_path, output_path, overwrite, adapter)
     sd = read_checkpoint(base_path)
-    base_config = RWKV6Config.from_state_dict(sd, source=str(base_path))
+    base_config = config_from_checkpoint(sd, source=str(base_path))
     diffs = base_signature_difference(base_config.shape_signature(), adapter.base_model)
     if diffs:
         raise ValueError(f"adapter {adapter.source} was trained on another base model than {base_path}: "
@@ -126,12 +126,12 @@ def check_merge(base_path: str | Path, adapter: Adapter, merged_path: str | Path
                 seed: int = 0, device: str = "cpu") -> tuple[float, float]:
     """Run base+adapter and the merged model (both in fp32) on the same random tokens.
     Returns (largest absolute logit difference, the same relative to the largest logit)."""
-    model = load_adapter(load_rwkv6(base_path, device=device), adapter)
+    model = load_adapter(load_model(base_path, device=device), adapter)
     vocab = model.config.vocab_size
     tokens = torch.randint(0, vocab, (1, n_tokens), generator=torch.Generator().manual_seed(seed)).to(device)
     expected = model(tokens).float()
     del model
-    merged = load_rwkv6(merged_path, device=device)
+    merged = load_model(merged_path, device=device)
     # a tuned initial state is not in the merged file: the merged model starts from the adapter's state file
     family = merged.config.family
     state = (RWKVState.from_wkv([file_layout(t, family)[None].to(device) for _, t in sorted(
@@ -150,7 +150,7 @@ def default_output(base: Path, adapter: Adapter) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="merge.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--base", "--base_model", dest="base", required=True, metavar="PATH",
-                   help="the base RWKV6 .pth the adapter was trained on (read, never modified)")
+                   help="the base RWKV6 or RWKV7 .pth the adapter was trained on (read, never modified)")
     group = p.add_mutually_exclusive_group(required=True)
     for method in METHODS:
         group.add_argument(f"--{method}", metavar="PATH",

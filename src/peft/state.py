@@ -37,7 +37,7 @@ def add_time_state(model: nn.Module) -> None:
     for att in time_mix_layers(model):
         if getattr(att, STATE_PARAMETER, None) is not None:
             raise ValueError(f"state tuning: layer {att.layer_id} already has a {STATE_PARAMETER}")
-        like = att.time_faaaa
+        like = att.receptance.weight                       # the model's dtype and device (either family)
         att.register_parameter(STATE_PARAMETER, nn.Parameter(torch.zeros(
             config.n_head, config.head_size, config.head_size, dtype=like.dtype, device=like.device)))
 

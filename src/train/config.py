@@ -388,7 +388,11 @@ def config_from_values(file_values: dict[str, Any], flags: dict[str, Any] | None
 
 def describe_derived(cfg: TrainConfig) -> str:
     """One line for the start of a run: each derived value and its rule."""
-    return "; ".join(f"{name} {format_value(getattr(cfg, name))} ({rule})" for name, rule in cfg.derived.items())
+    def value(name: str):
+        if name in PEFT_FLAGS and cfg.peft is not None:           # an adapter setting (e.g. peft_targets)
+            return getattr(cfg.peft, PEFT_FLAGS[name])
+        return getattr(cfg, name)
+    return "; ".join(f"{name} {format_value(value(name))} ({rule})" for name, rule in cfg.derived.items())
 
 
 # ------------------------------------------------------------------ validation

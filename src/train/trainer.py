@@ -23,8 +23,11 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..data import BinIdx, TokenDataset
-from ..model import RWKV6, RWKV6Config, load_rwkv6, read_checkpoint, read_state_file, resolve_config, save_rwkv6
-from ..model.init import init_rwkv6
+from ..model import (RWKV6Config, RWKV7Config, config_from_checkpoint, load_model, read_checkpoint,
+                     read_state_file, resolve_config, save_rwkv6)
+from ..model import build_model as network_of
+from ..model.init import init_model
+from ..peft.apply import resolve_targets
 from ..peft import apply_peft, load_adapter, read_adapter
 from ..peft.state import load_time_state
 from ..utils.atomic import atomic_write_text, writing
@@ -44,10 +47,11 @@ OOM_ADVICE = ("CUDA ran out of memory. Try, in this order: --grad_cp 1 (recomput
               "--strategy deepspeed_stage_2_offload or deepspeed_stage_3_offload (optimizer / parameters in CPU RAM).")
 
 
-def preflight(cfg: TrainConfig) -> RWKV6Config:
+def preflight(cfg: TrainConfig) -> RWKV6Config | RWKV7Config:
     """What can be checked before loading a model, beyond the values themselves: the device, the
-    logger's package, the base model's shapes (memory-mapped, nothing loaded), the adapters' fit
-    to them (on the meta device) and the data. Returns the model's RWKV6Config."""
+    logger's package, the base model's shapes and family (memory-mapped, nothing loaded), the
+    adapters' fit to them (on the meta device) and the data. Returns the model's config (RWKV6Config
+    or RWKV7Config). The adapters' default targets become the family's (RWKV-7 has six linears)."""
     accelerator = cfg.resolved_accelerator
     if accelerator == "gpu":
         available = torch.cuda.device_count()
@@ -71,10 +75,12 @@ def preflight(cfg: TrainConfig) -> RWKV6Config:
             raise ValueError(f"--load_model {cfg.load_model} is a directory; give the .pth file")
         if not Path(cfg.load_model).is_file():
             raise ValueError(f"--load_model {cfg.load_model} does not exist")
-        model_config = RWKV6Config.from_state_dict(read_checkpoint(cfg.load_model), source=cfg.load_model)
+        model_config = config_from_checkpoint(read_checkpoint(cfg.load_model), source=cfg.load_model)
         if cfg.model:                                         # --model 3b --load_model rwkv6-3b.pth: must agree
             named, found = resolve_config(cfg.model).shape_signature(), model_config.shape_signature()
-            wrong = {k: (named[k], found[k]) for k in named if named[k] != found[k]}
+            named.setdefault("family", "x060"), found.setdefault("family", "x060")
+            keys = [*named, *(k for k in found if k not in named)]
+            wrong = {k: (named.get(k), found.get(k)) for k in keys if named.get(k) != found.get(k)}
             if wrong:
                 detail = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in wrong.items())
                 raise ValueError(f"--model {cfg.model} does not describe --load_model {cfg.load_model} "
@@ -86,8 +92,12 @@ def preflight(cfg: TrainConfig) -> RWKV6Config:
         raise ValueError("give --load_model BASE.pth (to fine-tune) or --model PRESET|CONFIG.json (random init)")
 
     if cfg.peft is not None:
+        resolved = resolve_targets(cfg.peft, model_config.family)
+        if resolved != cfg.peft:
+            cfg.peft = resolved
+            cfg.derived["peft_targets"] = "the model's linear layers (RWKV-7 has six)"
         with torch.device("meta"):
-            apply_peft(RWKV6(model_config), cfg.peft, verbose=False)
+            apply_peft(network_of(model_config), cfg.peft, verbose=False)
     if cfg.load_state:
         try:
             read_state_file(cfg.load_state, model_config)
@@ -110,7 +120,7 @@ def preflight(cfg: TrainConfig) -> RWKV6Config:
     return model_config
 
 
-def check_validation_data(cfg: TrainConfig, model_config: RWKV6Config) -> None:
+def check_validation_data(cfg: TrainConfig, model_config) -> None:
     from ..infer.evaluate import response_tokens, windows
     try:
         data = BinIdx(cfg.val_data)
@@ -135,7 +145,7 @@ def global_rank_from_env(devices_per_node: int) -> int:
 BASE, BASE_RECORD = "base.pth", "base.json"        # a run's random initial model, and how it was made
 
 
-def random_base_differences(proj_dir: Path, model_config: RWKV6Config, seed: int, resuming: bool) -> list[str] | None:
+def random_base_differences(proj_dir: Path, model_config, seed: int, resuming: bool) -> list[str] | None:
     """None: proj_dir holds no base.pth; []: its base.pth is this run's (made from the same shapes and
     seed); else how the base.pth there differs from what this run would make."""
     base, record = proj_dir / BASE, proj_dir / BASE_RECORD
@@ -147,14 +157,14 @@ def random_base_differences(proj_dir: Path, model_config: RWKV6Config, seed: int
     except (OSError, ValueError):
         made = None
     if not isinstance(made, dict):
-        found = RWKV6Config.from_state_dict(read_checkpoint(base), source=str(base)).shape_signature()
+        found = config_from_checkpoint(read_checkpoint(base), source=str(base)).shape_signature()
         if resuming and found == wanted["shapes"]:
             return []                                           # a run from before base.json was written
         made = {"shapes": found, "seed": "unknown (no readable base.json)"}
     return [f"{k} {made.get(k)} there, {v} here" for k, v in wanted.items() if made.get(k) != v]
 
 
-def check_random_base(cfg: TrainConfig, model_config: RWKV6Config) -> None:
+def check_random_base(cfg: TrainConfig, model_config) -> None:
     """A base.pth already in proj_dir is reused only when it is this run's; another is replaced only
     with --overwrite (and never under a resumed run)."""
     differs = random_base_differences(Path(cfg.proj_dir), model_config, cfg.seed, resuming=bool(cfg.resume))
@@ -169,18 +179,18 @@ def base_path(cfg: TrainConfig) -> Path:
     return Path(cfg.load_model) if cfg.load_model else Path(cfg.proj_dir) / BASE
 
 
-def build_model(cfg: TrainConfig, model_config: RWKV6Config, resume_from: Path | None, is_rank_zero: bool):
+def build_model(cfg: TrainConfig, model_config, resume_from: Path | None, is_rank_zero: bool):
     """The base model (loaded, or a random init saved as proj_dir/base.pth) with its adapters."""
     dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
     runtime = dict(grad_cp=cfg.grad_cp, wkv_backend=cfg.wkv_backend)
     if cfg.load_model:
-        model = load_rwkv6(cfg.load_model, dtype=dtype, **runtime)
+        model = load_model(cfg.load_model, dtype=dtype, **runtime)
     else:
         base = Path(cfg.proj_dir) / BASE
         if random_base_differences(Path(cfg.proj_dir), model_config, cfg.seed, bool(cfg.resume)) == []:
-            model = load_rwkv6(base, dtype=dtype, config=model_config.replace(**runtime))     # this run's own
+            model = load_model(base, dtype=dtype, config=model_config.replace(**runtime))     # this run's own
         else:
-            model = init_rwkv6(model_config.replace(**runtime), seed=cfg.seed, dtype=dtype)
+            model = init_model(model_config.replace(**runtime), seed=cfg.seed, dtype=dtype)
             if is_rank_zero:
                 save_rwkv6(model, base, dtype=dtype)
                 record = {"model": cfg.model, "shapes": model_config.shape_signature(), "seed": cfg.seed}
