@@ -30,22 +30,8 @@
 // The same file builds for the CPU (no __CUDACC__): cuda_on_host.h provides the CUDA
 // execution model there, and the host launchers live with the caller (src/wkv6/cuda_emulated.py).
 
-#ifdef __CUDACC__
-#include <cuda_bf16.h>
-#include <cuda_runtime.h>
-#else
-#include "cuda_on_host.h"
-#endif
-#include <cstdint>
+#include "kernel_common.h"
 
-#ifndef _N_
-#error "compile with -D_N_=<head size>"
-#endif
-static_assert(_N_ % 4 == 0 && _N_ <= 64, "head size must be a multiple of 4, at most 64 (RWKV6's is 64)");
-
-typedef __nv_bfloat16 bf16;
-
-__device__ __forceinline__ float f32(bf16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float log_decay(float w) { return -expf(w); }
 
 // Forward. Thread i owns column i of the state.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from ..utils.cuda_build import check_kernel_input
 from .chunked import wkv6_chunked
 from .naive import compute_dtype, wkv6_naive
 
@@ -64,16 +65,7 @@ def _validate(r, k, v, w, u, state, backend: str) -> None:
         if x.device != r.device:
             raise ValueError(f"wkv6: {name} is on {x.device}, expected {r.device} like r")
     if backend in ("cuda", "cuda_emulated"):
-        wanted = "cuda" if backend == "cuda" else "cpu"
-        if r.device.type != wanted:
-            raise ValueError(f"wkv6(backend={backend!r}): r is on {r.device}, expected a "
-                             f"{'CUDA device' if wanted == 'cuda' else 'CPU tensor'}")
-        if r.dtype != torch.bfloat16:
-            raise ValueError(f"wkv6(backend={backend!r}): r, k, v, w have dtype {r.dtype}, expected torch.bfloat16")
-        from .cuda import SUPPORTED_HEAD_SIZES
-        if N not in SUPPORTED_HEAD_SIZES:
-            raise ValueError(f"wkv6(backend={backend!r}): head size N = u.shape[1] = {N}, "
-                             f"expected a multiple of 4 between 4 and {SUPPORTED_HEAD_SIZES[-1]}")
+        check_kernel_input("wkv6", backend, r, N)
 
 
 def wkv6(r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, u: torch.Tensor,

@@ -11,10 +11,12 @@ import contextlib
 
 import torch
 
+from ..utils.cuda_build import SUPPORTED_HEAD_SIZES, build_cuda_extension, defines, nvcc_flags
 from ..utils.paths import CUDA_SOURCES as CUDA_DIR
 
 SOURCES = (CUDA_DIR / "wkv6_op.cpp", CUDA_DIR / "wkv6_cuda.cu")
-SUPPORTED_HEAD_SIZES = tuple(range(4, 65, 4))
+__all__ = ["load_kernel", "run_kernel", "wkv6_cuda", "WKV6KernelFunction", "current_stream", "defines", "nvcc_flags",
+           "SOURCES", "SUPPORTED_HEAD_SIZES", "CUDA_DIR"]
 
 _built: dict[int, object] = {}   # head size -> loaded extension module
 
@@ -23,31 +25,11 @@ def extension_name(head_size: int) -> str:
     return f"rwkv6_wkv6_n{head_size}"
 
 
-def defines(head_size: int) -> list[str]:
-    return [f"-D_N_={head_size}"]
-
-
-def nvcc_flags(head_size: int) -> list[str]:
-    # No --use_fast_math: the exp(-exp(w)) decay keeps full fp32 accuracy.
-    return ["-O3", "-Xptxas=-O3", "--extra-device-vectorization", *defines(head_size)]
-
-
 def load_kernel(head_size: int, build_directory: str | None = None, verbose: bool = False):
     """Compile (first call) or load the extension for this head size."""
     if head_size not in _built:
-        from pathlib import Path
-
-        from torch.utils.cpp_extension import load
-        if build_directory is not None:
-            Path(build_directory).mkdir(parents=True, exist_ok=True)
-        _built[head_size] = load(
-            name=extension_name(head_size),
-            sources=[str(s) for s in SOURCES],
-            extra_cflags=["-O3", *defines(head_size)],
-            extra_cuda_cflags=nvcc_flags(head_size),
-            build_directory=build_directory,
-            verbose=verbose,
-        )
+        _built[head_size] = build_cuda_extension(extension_name(head_size), SOURCES, head_size, build_directory,
+                                                 verbose)
     return _built[head_size]
 
 

@@ -14,10 +14,10 @@ run the kernel's source, and any change to it, on machines without a GPU.
 from __future__ import annotations
 
 import ctypes
-from pathlib import Path
 
 import torch
 
+from ..utils.cuda_build import HostLibrary, build_host_library, pointer
 from .cuda import CUDA_DIR, run_kernel
 
 SOURCE = CUDA_DIR / "wkv6_on_host.cpp"           # includes wkv6_cuda.cu, which includes cuda_on_host.h
@@ -25,17 +25,11 @@ SOURCE = CUDA_DIR / "wkv6_on_host.cpp"           # includes wkv6_cuda.cu, which 
 _built: dict[int, "HostKernel"] = {}      # head size -> loaded library
 
 
-def pointer(t: torch.Tensor | None) -> ctypes.c_void_p:
-    return ctypes.c_void_p(t.data_ptr() if t is not None else None)
-
-
-class HostKernel:
+class HostKernel(HostLibrary):
     """The compiled kernels for one head size, with the interface of the CUDA extension."""
 
     def __init__(self, library: ctypes.CDLL, head_size: int):
-        self.library, self.N = library, head_size
-        for name in ("wkv6_host_forward", "wkv6_host_backward"):
-            getattr(library, name).restype = None
+        super().__init__(library, head_size, ("wkv6_host_forward", "wkv6_host_backward"))
 
     def _shapes(self, r: torch.Tensor) -> tuple[int, int, int]:
         B, T, C = r.shape
@@ -63,15 +57,8 @@ class HostKernel:
 def load_host_kernel(head_size: int, verbose: bool = False) -> HostKernel:
     """Compile (first call; rebuilt when a source changes) or load the host build for this head size."""
     if head_size not in _built:
-        from torch.utils.cpp_extension import get_default_build_root, load
-        name = f"rwkv6_wkv6_on_host_n{head_size}"
-        build_directory = Path(get_default_build_root()) / name
-        build_directory.mkdir(parents=True, exist_ok=True)
-        # ninja's dependency files rebuild it when wkv6_cuda.cu or cuda_on_host.h change
-        load(name=name, sources=[str(SOURCE)], is_python_module=False, build_directory=str(build_directory),
-             extra_cflags=["-O2", "-std=c++17", f"-D_N_={head_size}", f"-I{CUDA_DIR}", "-pthread",
-                           "-Wno-unknown-pragmas"], extra_ldflags=["-pthread"], verbose=verbose)
-        _built[head_size] = HostKernel(ctypes.CDLL(str(build_directory / f"{name}.so")), head_size)
+        library = build_host_library(f"rwkv6_wkv6_on_host_n{head_size}", SOURCE, head_size, verbose)
+        _built[head_size] = HostKernel(library, head_size)
     return _built[head_size]
 
 

@@ -8,17 +8,20 @@ state: (B, H, N, N) indexed [value, key] as in the `rwkv` package, or None for z
 differentiable. y: (B, T, C) in r's dtype; final_state: (B, H, N, N) float32 (float64 for
 float64 input).
 
-Backends: "naive" (step by step in float32/float64, any device: the ground truth, and for now
-the one that runs), "auto" (naive).
+Backends: "naive" (step by step in float32/float64, any device: the ground truth), "cuda" (our
+kernel: bf16 r, w, k, v, a, b, fp32 state, forward and backward), "cuda_emulated" (the same
+kernel source compiled for the CPU: bf16 CPU tensors; slow, for tests), "auto" (cuda for bf16
+CUDA tensors, naive otherwise).
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..utils.cuda_build import check_kernel_input
 from .naive import compute_dtype, wkv7_naive
 
-BACKENDS = ("auto", "naive")
+BACKENDS = ("auto", "naive", "cuda", "cuda_emulated")
 
 __all__ = ["wkv7", "wkv7_naive", "BACKENDS"]
 
@@ -52,10 +55,20 @@ def wkv7(r: torch.Tensor, w: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: 
     if backend not in BACKENDS:
         raise ValueError(f"wkv7: backend must be one of {BACKENDS}, got {backend!r}")
     _validate({"r": r, "w": w, "k": k, "v": v, "a": a, "b": b}, state, head_size)
+    if backend == "auto":
+        backend = "cuda" if (r.is_cuda and r.dtype == torch.bfloat16) else "naive"
+    if backend in ("cuda", "cuda_emulated"):
+        check_kernel_input("wkv7", backend, r, head_size)
     if r.shape[1] == 0:
         B, _, C = r.shape
         H = C // head_size
         ct = compute_dtype(r.dtype)
         final = (r.new_zeros(B, H, head_size, head_size, dtype=ct) if state is None else state.to(ct).clone())
         return r.new_zeros(r.shape), final
+    if backend == "cuda":
+        from .cuda import wkv7_cuda
+        return wkv7_cuda(r, w, k, v, a, b, state, head_size)
+    if backend == "cuda_emulated":
+        from .cuda_emulated import wkv7_cuda_emulated
+        return wkv7_cuda_emulated(r, w, k, v, a, b, state, head_size)
     return wkv7_naive(r, w, k, v, a, b, head_size, state)

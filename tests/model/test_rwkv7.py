@@ -108,3 +108,18 @@ def test_state_files_in_rwkv7s_layout_give_the_rwkv_packages_logits(tmp_path):
             model(tokens[None], state=RWKVState.from_file(state_path))
     assert rel_err(ours, pip_logits(path, tokens.tolist(), state_path)) < 1e-4
     assert rel_err(ours, pip_logits(path, tokens.tolist())) > 1e-2
+
+
+def test_the_cuda_kernels_source_runs_the_model():
+    """RWKV7 on the WKV7 kernel's own source (cuda_emulated, bf16): the logits of the float64 reference
+    model to bf16's precision, and pieces with the state carried equal the whole sequence."""
+    idx = torch.randint(0, SMALL.vocab_size, (1, 19), generator=torch.Generator().manual_seed(0))
+    model = init_rwkv7(SMALL.replace(wkv_backend="cuda_emulated"), seed=2, nonzero=True).to(torch.bfloat16)
+    reference = init_rwkv7(SMALL.replace(wkv_backend="naive"), seed=2, nonzero=True).double()
+    with torch.no_grad():
+        whole, end = model(idx, return_state=True)
+        first, mid = model(idx[:, :7], return_state=True)
+        second, _ = model(idx[:, 7:], state=mid, return_state=True)
+        expected = reference(idx)
+    assert rel_err(whole.double(), expected) < 5e-2
+    assert rel_err(torch.cat([first, second], 1).double(), whole.double()) < 2e-2

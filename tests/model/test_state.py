@@ -130,6 +130,7 @@ def pip_logits(path, tokens, state=None):
     return out, state
 
 
+@pytest.mark.slow
 def test_the_rwkv_pip_package_given_our_state_file_gives_our_logits(tmp_path):
     """A random non-zero checkpoint and state: the package, handed the state file through the runtimes'
     transpose, gives our logits and our final state."""

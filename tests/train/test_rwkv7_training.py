@@ -50,20 +50,30 @@ def test_train_merge_and_the_rwkv_package(base7, sample_data, tmp_path):
     assert rel_err(pip_logits(tmp_path / "merged7.pth", tokens.tolist()), adapted) < 1e-4
 
 
-def test_infctx_chunks_and_state_tuning_on_rwkv7(base7):
-    model = apply_peft(load_rwkv7(base7), PeftConfig("bone", 16, train_state=True), verbose=False).train()
+def bone_and_state(model):
+    """Bone and state tuning on `model`, the trainable tensors small and non-zero (every path carries a gradient)."""
+    model = apply_peft(model, PeftConfig("bone", 16, train_state=True), verbose=False).train()
     with torch.no_grad():
         for p in model.parameters():
             if p.requires_grad:
                 p.normal_(0, 0.02, generator=torch.Generator().manual_seed(p.numel()))
+    return model
+
+
+def whole_and_chunked_gradients(model, B: int, T: int, chunk: int, masked: bool) -> list[dict]:
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randint(0, 65536, (2, 30), generator=g), torch.randint(0, 65536, (2, 30), generator=g)
-    mask = (torch.rand(2, 30, generator=g) < 0.7).float()
+    x, y = torch.randint(0, 65536, (B, T), generator=g), torch.randint(0, 65536, (B, T), generator=g)
+    mask = (torch.rand(B, T, generator=g) < 0.7).float() if masked else torch.ones(B, T)
     grads = []
-    for chunk in (0, 8):
+    for chunk_ctx in (0, chunk):
         model.zero_grad()
-        sample_loss(model, x, y, mask, True, chunk).backward()
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+        sample_loss(model, x, y, mask, True, chunk_ctx).backward()
+        grads.append({n: p.grad.float().clone() for n, p in model.named_parameters() if p.requires_grad})
+    return grads
+
+
+def test_infctx_chunks_and_state_tuning_on_rwkv7(base7):
+    grads = whole_and_chunked_gradients(bone_and_state(load_rwkv7(base7)), B=2, T=30, chunk=8, masked=True)
     assert grads[0]["blocks.0.att.time_state"].abs().max() > 0
     for name, grad in grads[0].items():
         assert rel_err(grads[1][name], grad) < 1e-5, name
@@ -104,3 +114,14 @@ def test_rwkv_peft_v7_files_load(base7, tmp_path):
     disha = {"blocks.0.att.key.disha": torch.zeros(16, C)}
     torch.save(disha, tmp_path / "rwkv-3.pth")
     assert read_rwkv_peft_adapter(tmp_path / "rwkv-3.pth", "bone").config.r == 16
+
+
+@pytest.mark.slow
+def test_infctx_and_state_tuning_on_the_wkv7_kernels_source(base7):
+    """cuda_emulated (bf16): chunks carry the state in and out of the kernel with its gradient; the
+    gradients equal the whole sample's to bf16's precision, the tuned state's included."""
+    model = bone_and_state(load_rwkv7(base7, dtype=torch.bfloat16, wkv_backend="cuda_emulated"))
+    grads = whole_and_chunked_gradients(model, B=1, T=24, chunk=8, masked=False)
+    for name in ("blocks.0.att.time_state", "blocks.1.att.time_state", "blocks.0.att.key.bone"):
+        assert grads[0][name].abs().max() > 0
+        assert rel_err(grads[1][name], grads[0][name]) < 5e-2, name

@@ -38,12 +38,13 @@ def test_kernel_compiles_with_nvcc(tmp_path, arch):
 
 @pytest.mark.slow
 @needs_nvcc
-def test_binding_compiles_and_links_to_the_kernel(tmp_path):
+@pytest.mark.parametrize("kernel", ["wkv6", "wkv7"])
+def test_binding_compiles_and_links_to_the_kernel(tmp_path, kernel):
     """The .cpp binding compiles against torch's headers and every kernel symbol it calls is
-    defined by the .cu object with the same (mangled) signature."""
+    defined by the .cu object with the same (mangled) signature (RWKV-6's kernel and RWKV-7's)."""
     from torch.utils.cpp_extension import COMMON_NVCC_FLAGS, include_paths
-    cu_obj, cpp_obj = tmp_path / "wkv6_cuda.o", tmp_path / "wkv6_op.o"
-    nvcc = subprocess.run([NVCC, "-c", str(wkv6_cuda.CUDA_DIR / "wkv6_cuda.cu"), "-o", str(cu_obj),
+    cu_obj, cpp_obj = tmp_path / f"{kernel}_cuda.o", tmp_path / f"{kernel}_op.o"
+    nvcc = subprocess.run([NVCC, "-c", str(wkv6_cuda.CUDA_DIR / f"{kernel}_cuda.cu"), "-o", str(cu_obj),
                            "-std=c++20", "-gencode=arch=compute_90,code=sm_90", *COMMON_NVCC_FLAGS,
                            *wkv6_cuda.nvcc_flags(64)], capture_output=True, text=True)
     assert nvcc.returncode == 0, nvcc.stderr
@@ -51,7 +52,7 @@ def test_binding_compiles_and_links_to_the_kernel(tmp_path):
     # nvcc drives the host compiler here only to add the CUDA toolkit's include directory
     cxx = subprocess.run([NVCC, "-c", "-x", "c++", "-std=c++20", "-Xcompiler=-fPIC", "-O1", *includes,
                           *wkv6_cuda.defines(64),
-                          "-DTORCH_EXTENSION_NAME=wkv6_check", str(wkv6_cuda.CUDA_DIR / "wkv6_op.cpp"),
+                          f"-DTORCH_EXTENSION_NAME={kernel}_check", str(wkv6_cuda.CUDA_DIR / f"{kernel}_op.cpp"),
                           "-o", str(cpp_obj)], capture_output=True, text=True)
     assert cxx.returncode == 0, cxx.stderr
 
@@ -59,7 +60,7 @@ def test_binding_compiles_and_links_to_the_kernel(tmp_path):
         out = subprocess.run(["nm", *flags, str(obj)], capture_output=True, text=True, check=True).stdout
         return {line.split()[-1] for line in out.splitlines() if line.strip()}
 
-    wanted = {s for s in symbols(cpp_obj, "-u") if "wkv6_cuda" in s}
+    wanted = {s for s in symbols(cpp_obj, "-u") if f"{kernel}_cuda" in s}
     assert len(wanted) == 2, wanted
     assert wanted <= symbols(cu_obj, "--defined-only"), "binding and kernel disagree on a signature"
 
@@ -98,7 +99,7 @@ def test_cuda_source_on_the_cpu_without_initial_state():
     y, s = wkv6(r, k, v, w, u, backend="cuda_emulated")
     y_ref, s_ref = wkv6(*(x.detach().double() for x in (r, k, v, w, u)), backend="naive")
     assert rel_err(y, y_ref) < 5e-3 and rel_err(s, s_ref) < 1e-5
-    with pytest.raises(ValueError, match=r"wkv6\(backend='cuda_emulated'\): r, k, v, w have dtype torch.float32"):
+    with pytest.raises(ValueError, match=r"wkv6\(backend='cuda_emulated'\): the inputs have dtype torch.float32"):
         wkv6(r.float(), k.float(), v.float(), w.float(), u, backend="cuda_emulated")
 
 
