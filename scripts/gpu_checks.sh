@@ -40,9 +40,10 @@ if [ "$stage" = kernel ] || [ "$stage" = all ]; then
     {
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
         "$python" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-        "$python" -m pytest -m gpu tests/wkv6/test_cuda.py -v -p no:cacheprovider
+        "$python" -m pytest -m gpu tests/wkv6/test_cuda.py tests/wkv7/test_cuda.py -v -p no:cacheprovider
     } 2>&1 | tee docs/gpu-tests.log
     "$python" -m src.bench.wkv --device cuda --write docs/benchmarks.md 2>&1 | tee docs/bench-wkv-gpu.log
+    "$python" -m src.bench.wkv --op wkv7 --device cuda --write docs/benchmarks.md 2>&1 | tee docs/bench-wkv7-gpu.log
     "$python" -m src.bench.adapters --device cuda --write docs/benchmarks.md 2>&1 | tee docs/bench-adapters-gpu.log
     "$python" -m src.bench.trainer --device cuda --work_dir .bench --write docs/benchmarks.md 2>&1 \
         | tee docs/bench-trainer-gpu.log

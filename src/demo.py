@@ -1,8 +1,9 @@
 """The embedded-default demo (`bash scripts/demo.sh`): jsonl -> binidx -> Bone training -> merged .pth.
 
-It walks the whole user path on a CPU in a minute or two, with no download:
+It walks the whole user path on a CPU in a minute or two, with no download, for RWKV-6 (default)
+or RWKV-7 (`--model rwkv7`):
   1. initialise the `tiny` preset with RWKV-LM's scheme and save it as an RWKV-LM .pth;
-  2. load it back strictly and check the chunked WKV6 against the step-by-step reference;
+  2. load it back strictly and check the chunked WKV operator against the step-by-step reference;
   3. tokenise data/sample.jsonl into binidx (scripts/make_data.sh);
   4. train Bone adapters on it with the real trainer (Lightning + DeepSpeed ZeRO-2 on the
      CPU; the same code as scripts/train_bone.sh) and show the loss falling;
@@ -27,8 +28,8 @@ import torch.nn.functional as F
 
 from .data import BinIdx, WorldTokenizer
 from .data.make_data import make_data
-from .model import RWKV6Config, load_rwkv6, parameter_shapes, save_rwkv6
-from .model.init import init_rwkv6
+from .model import load_model, parameter_shapes, resolve_config, save_rwkv6
+from .model.init import init_model
 from .peft import load_adapter, read_any_adapter
 from .peft.merge import check_merge
 from .peft.merge import main as merge_main
@@ -54,21 +55,23 @@ def read_losses(metrics_csv: Path) -> list[float]:
         return [float(r["loss"]) for r in csv.DictReader(f)]
 
 
-def run(out_dir: Path, steps: int = 100, seed: int = 0, progress_bar: bool = True) -> dict:
+def run(out_dir: Path, steps: int = 100, seed: int = 0, progress_bar: bool = True, family: str = "rwkv6") -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = RWKV6Config.preset("tiny")
+    preset = "tiny" if family == "rwkv6" else f"{family}-tiny"
+    config = resolve_config(preset)
     n_params = sum(math.prod(s) for s in parameter_shapes(config).values())
-    base_path = out_dir / "rwkv6-tiny.pth"
+    name = family.upper()
+    base_path = out_dir / f"{family}-tiny.pth"
     start = time.time()
     # nonzero: RWKV-LM's scheme leaves att.output / ffn.value at zero, which would hide the
     # attention path from the check in step 2; those get small random values here.
-    save_rwkv6(init_rwkv6(config, seed=seed, nonzero=True), base_path, dtype=torch.float32)
-    print(f"[1/6] tiny RWKV6 ({config.n_layer} layers x {config.n_embd}, {config.n_head} heads, vocab "
+    save_rwkv6(init_model(config, seed=seed, nonzero=True), base_path, dtype=torch.float32)
+    print(f"[1/6] tiny {name} ({config.n_layer} layers x {config.n_embd}, {config.n_head} heads, vocab "
           f"{config.vocab_size}, {n_params / 1e6:.1f}M parameters), RWKV-LM init, saved as {base_path} "
-          f"({time.time() - start:.1f}s)\n      = python -m src.init_model --config configs/model/rwkv6-tiny.json "
+          f"({time.time() - start:.1f}s)\n      = python -m src.init_model --config configs/model/{family}-tiny.json "
           f"--out {base_path} --nonzero --dtype fp32")
 
-    model = load_rwkv6(base_path)
+    model = load_model(base_path)
     tok = WorldTokenizer()
     ids = tok.encode(PROMPT)
     idx = torch.tensor([ids])
@@ -76,7 +79,7 @@ def run(out_dir: Path, steps: int = 100, seed: int = 0, progress_bar: bool = Tru
         logits = model(idx)
         reference = model.set_runtime(wkv_backend="naive")(idx)
     wkv_diff = ((logits - reference).abs().max() / reference.abs().max()).item()
-    print(f"[2/6] loaded it back (strict); {PROMPT!r} -> {ids}; chunked vs step-by-step WKV6 on the whole "
+    print(f"[2/6] loaded it back (strict); {PROMPT!r} -> {ids}; chunked vs step-by-step WKV on the whole "
           f"model: max relative logit difference {wkv_diff:.1e}")
 
     data_prefix = out_dir / "sample"
@@ -103,18 +106,18 @@ def run(out_dir: Path, steps: int = 100, seed: int = 0, progress_bar: bool = Tru
     print(f"      loss, mean of each {k} steps: " + " -> ".join(f"{m:.2f}" for m in means)
           + f"  ({result['seconds']:.0f}s; curve in {proj_dir / 'loss.png'}, numbers in {proj_dir / 'metrics.csv'})")
 
-    merged_path = out_dir / "rwkv6-tiny-bone-merged.pth"
+    merged_path = out_dir / f"{family}-tiny-bone-merged.pth"
     merge_flags = ["--base", str(base_path), "--bone", str(proj_dir), "--output", str(merged_path), "--overwrite"]
-    print(f"[5/6] merging the newest checkpoint into a plain RWKV6 .pth\n      = python merge.py "
+    print(f"[5/6] merging the newest checkpoint into a plain {name} .pth\n      = python merge.py "
           f"{' '.join(merge_flags)}\n      ", end="", flush=True)
     if merge_main(merge_flags) != 0:
         raise RuntimeError("merge.py failed")
 
     adapter = read_any_adapter(proj_dir, "bone")
     diff, merge_rel_diff = check_merge(base_path, adapter, merged_path, n_tokens=64, seed=seed)
-    base_loss = eval_loss(load_rwkv6(base_path), data, 128)
-    adapted_loss = eval_loss(load_adapter(load_rwkv6(base_path), adapter), data, 128)
-    merged_loss = eval_loss(load_rwkv6(merged_path), data, 128)
+    base_loss = eval_loss(load_model(base_path), data, 128)
+    adapted_loss = eval_loss(load_adapter(load_model(base_path), adapter), data, 128)
+    merged_loss = eval_loss(load_model(merged_path), data, 128)
     print(f"[6/6] merged model vs base + adapter: max relative logit difference {merge_rel_diff:.1e}; loss on "
           f"the sample data: base {base_loss:.3f}, base + adapter {adapted_loss:.3f}, merged {merged_loss:.3f}")
     return {"checkpoint": base_path, "wkv_rel_diff": wkv_diff, "losses": losses, "first_losses": means[0],
@@ -132,13 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seeds the random model and the training (default: 0)")
     p.add_argument("--progress_bar", type=int, default=1, choices=(0, 1), help="show the progress bar (default: 1)")
+    p.add_argument("--model", choices=("rwkv6", "rwkv7"), default="rwkv6",
+                   help="the generation: RWKV-6 or RWKV-7, each in its tiny preset (default: rwkv6)")
     args = p.parse_args(argv)
     if args.steps < 2:
         p.error("--steps must be at least 2")
-    r = run(Path(args.out_dir), steps=args.steps, seed=args.seed, progress_bar=bool(args.progress_bar))
+    r = run(Path(args.out_dir), steps=args.steps, seed=args.seed, progress_bar=bool(args.progress_bar),
+            family=args.model)
     failures = []
     if not r["wkv_rel_diff"] < 1e-4:
-        failures.append(f"the chunked and step-by-step WKV6 disagree ({r['wkv_rel_diff']:.1e})")
+        failures.append(f"the chunked and step-by-step WKV operators disagree ({r['wkv_rel_diff']:.1e})")
     if not r["last_losses"] < r["first_losses"] - 0.1:
         failures.append(f"the training loss did not fall ({r['first_losses']:.3f} -> {r['last_losses']:.3f})")
     if not r["merge_rel_diff"] < 1e-4:

@@ -22,6 +22,15 @@ def test_demo_trains_merges_and_checks(tmp_path, capsys):
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3
 
 
+@pytest.mark.slow
+def test_demo_on_rwkv7(tmp_path, capsys):
+    out = tmp_path / "demo7"
+    assert main(["--out_dir", str(out), "--steps", "30", "--progress_bar", "0", "--model", "rwkv7"]) == 0
+    printed = capsys.readouterr().out
+    assert "demo OK" in printed and "tiny RWKV7" in printed
+    assert (out / "rwkv7-tiny-bone-merged.pth").is_file()
+
+
 def test_demo_rejects_too_few_steps(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--out_dir", str(tmp_path), "--steps", "1"])

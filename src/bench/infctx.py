@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from ..model import RWKV6Config
-from ..model.init import init_rwkv6
+from ..model import resolve_config
+from ..model.init import init_model
 from ..peft import PeftConfig, apply_peft
 from ..train.infctx import sample_loss
 from .device import device_name, versions
@@ -30,7 +30,7 @@ from .held import HeldMemory
 from .report import add_write_flag, command_line, publish
 
 
-def boundary_bytes(config: RWKV6Config, batch: int, itemsize: int) -> int:
+def boundary_bytes(config, batch: int, itemsize: int) -> int:
     """The state passed from one chunk to the next: per layer two token shifts and a WKV state."""
     return config.n_layer * (2 * batch * config.n_embd * itemsize + batch * config.n_head * config.head_size ** 2 * 4)
 
@@ -81,7 +81,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bash scripts/bench_infctx.sh", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="tiny", metavar="PRESET", help="model preset, random init (default: tiny)")
+    p.add_argument("--model", default="tiny", metavar="PRESET",
+                   help="model preset, random init; RWKV-7's as rwkv7-tiny (default: tiny)")
     p.add_argument("--ctx_lens", default="512,1024,2048,4096,8192", metavar="LIST",
                    help="comma list of sample lengths (default: 512,1024,2048,4096,8192)")
     p.add_argument("--chunk_ctx", type=int, default=256, metavar="N", help="tokens per chunk (default: 256)")
@@ -96,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--ctx_lens must be a comma list of whole numbers, got {args.ctx_lens!r}")
     if not ctx_lens or min(ctx_lens) < 1 or args.chunk_ctx < 1 or args.rank < 1:
         p.error("--ctx_lens, --chunk_ctx and --rank must be positive")
-    config = RWKV6Config.preset(args.model)
-    model = apply_peft(init_rwkv6(config, seed=0, nonzero=True), PeftConfig("bone", args.rank), verbose=False).train()
+    config = resolve_config(args.model)
+    model = apply_peft(init_model(config, seed=0, nonzero=True), PeftConfig("bone", args.rank), verbose=False).train()
     rows = []
     for ctx_len in ctx_lens:
         whole = measure(model, ctx_len, 0) if ctx_len <= args.whole_up_to else None

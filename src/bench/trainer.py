@@ -43,10 +43,10 @@ def trainer_step_seconds(values: dict, warmup: int) -> list[float]:
 def plain_step_seconds(values: dict, warmup: int, device: str) -> list[float]:
     """Step times of the plain loop on what `values` describes."""
     from ..data import BinIdx, TokenDataset
-    from ..model import load_rwkv6
+    from ..model import load_model
     from ..peft import PeftConfig, apply_peft
     dtype = torch.bfloat16 if values["precision"] == "bf16" else torch.float32
-    model = load_rwkv6(values["load_model"], dtype=dtype, device=device, grad_cp=bool(values["grad_cp"])).train()
+    model = load_model(values["load_model"], dtype=dtype, device=device, grad_cp=bool(values["grad_cp"])).train()
     apply_peft(model, PeftConfig(values["peft"], values["peft_r"], seed=values["seed"]), verbose=False)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=values["lr_init"],
                                   betas=(0.9, 0.99), eps=1e-8, weight_decay=0.0)

@@ -1,7 +1,8 @@
-"""Forward and forward+backward time of each WKV6 backend, side by side in one run.
+"""Forward and forward+backward time of each WKV6 (or, with --op wkv7, WKV7) backend, side by side in one run.
 
     bash scripts/bench_wkv.sh                 # CPU: naive vs chunked at a small size
     bash scripts/bench_wkv.sh --device cuda   # GPU: cuda vs chunked vs fla's chunk_rwkv6, B=8 T=4096 C=2560
+    bash scripts/bench_wkv.sh --op wkv7       # RWKV-7's operator (GPU: cuda vs chunked vs fla's chunk_rwkv7)
 
 (= python -m src.bench.wkv --write docs/benchmarks.md ...) Prints a Markdown table and
 (with --write) puts it into docs/benchmarks.md between markers, with device, versions, command and date. On a GPU it
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..wkv6 import wkv6
+from ..wkv7 import wkv7
 from .device import add_device_flag, copy_bandwidth_gbs, device_name, median_ms, resolve_device, versions
 from .report import add_write_flag, command_line, fmt, publish
 CPU_DEFAULT = dict(B=2, T=512, C=256)
@@ -50,6 +52,37 @@ def make_inputs(B: int, T: int, C: int, dtype: torch.dtype, device: str, seed: i
     return r, k, v, w, u, gy
 
 
+def make_inputs7(B: int, T: int, C: int, dtype: torch.dtype, device: str, seed: int = 0):
+    """WKV7's inputs as the model makes them: decays in RWKV-7's range, a = -kk, b = kk * rate."""
+    g = torch.Generator().manual_seed(seed)
+    H = C // 64
+
+    def rand(*shape, scale=1.0):
+        return torch.randn(*shape, generator=g) * scale
+
+    r, k, v = rand(B, T, C), rand(B, T, C, scale=0.5), rand(B, T, C)
+    w = -torch.nn.functional.softplus(-rand(B, T, C)) - 0.5
+    kk = torch.nn.functional.normalize(rand(B, T, H, 64), dim=-1).view(B, T, C)
+    rate = torch.sigmoid(rand(B, T, C))
+    xs = (r, w, k, v, -kk, kk * rate, rand(B, T, C))
+    return tuple(x.to(device=device, dtype=dtype) for x in xs)
+
+
+def fla7_call():
+    """fla's chunk_rwkv7 in our layout, or None when fla is not installed."""
+    try:
+        from fla.ops.rwkv7 import chunk_rwkv7
+    except Exception:
+        return None
+
+    def run(r, w, k, v, a, b):
+        B, T, C = r.shape
+        split = lambda x: x.view(B, T, C // 64, 64)
+        o, _ = chunk_rwkv7(split(r), split(w), split(k), split(v), split(a), split(b), scale=1.0)
+        return o.reshape(B, T, C)
+    return run
+
+
 def fla_call():
     """fla's chunk_rwkv6 in our layout, or None when fla is not installed."""
     try:
@@ -68,8 +101,9 @@ def fla_call():
 
 
 def bench_backend(name: str, run, inputs, device: str, reps: int, warmup: int) -> Row:
-    r, k, v, w, u, gy = inputs
-    leaves = [x.detach().requires_grad_() for x in (r, k, v, w, u)]
+    """inputs: the operator's tensors, then the output's cotangent."""
+    *tensors, gy = inputs
+    leaves = [x.detach().requires_grad_() for x in tensors]
 
     def forward():
         with torch.no_grad():
@@ -98,17 +132,21 @@ def bench_backend(name: str, run, inputs, device: str, reps: int, warmup: int) -
 
 
 def run_benchmark(device: str, B: int, T: int, C: int, reps: int, warmup: int,
-                  backends: list[str]) -> tuple[list[Row], dict]:
+                  backends: list[str], op: str = "wkv6") -> tuple[list[Row], dict]:
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    inputs = make_inputs(B, T, C, dtype, device)
+    inputs = (make_inputs7 if op == "wkv7" else make_inputs)(B, T, C, dtype, device)
     rows = []
     for name in backends:
         if name == "fla":
-            run = fla_call()
+            label = f"fla chunk_rwkv{op[-1]}"
+            run = fla7_call() if op == "wkv7" else fla_call()
             if run is None:
-                rows.append(Row("fla chunk_rwkv6", note="fla not installed"))
+                rows.append(Row(label, note="fla not installed"))
                 continue
-            rows.append(bench_backend("fla chunk_rwkv6", run, inputs, device, reps, warmup))
+            rows.append(bench_backend(label, run, inputs, device, reps, warmup))
+        elif op == "wkv7":
+            run = lambda r, w, k, v, a, b, _b=name: wkv7(r, w, k, v, a, b, backend=_b)[0]
+            rows.append(bench_backend(name, run, inputs, device, reps, warmup))
         else:
             run = lambda r, k, v, w, u, _b=name: wkv6(r, k, v, w, u, backend=_b)[0]
             rows.append(bench_backend(name, run, inputs, device, reps, warmup))
@@ -120,7 +158,7 @@ def run_benchmark(device: str, B: int, T: int, C: int, reps: int, warmup: int,
     return rows, extra
 
 
-def markdown(rows: list[Row], extra: dict, device: str, B: int, T: int, C: int, command: str) -> str:
+def markdown(rows: list[Row], extra: dict, device: str, B: int, T: int, C: int, command: str, op: str = "wkv6") -> str:
     date = datetime.date.today().isoformat()
     lines = [f"Device: {device_name(device)}. Versions: {versions()}. Date: {date}.",
              f"Command: `{command}`. Shape B={B}, T={T}, C={C} (H={C // 64}, head size 64), "
@@ -136,7 +174,7 @@ def markdown(rows: list[Row], extra: dict, device: str, B: int, T: int, C: int, 
     if "naive" in by_name and "chunked" in by_name and by_name["naive"].fwd_bwd_ms and by_name["chunked"].fwd_bwd_ms:
         ratio = by_name["naive"].fwd_bwd_ms / by_name["chunked"].fwd_bwd_ms
         lines.append(f"- chunked is {ratio:.1f}x faster than naive (forward+backward).")
-    fla = by_name.get("fla chunk_rwkv6")
+    fla = by_name.get(f"fla chunk_rwkv{op[-1]}")
     if "cuda" in by_name and by_name["cuda"].fwd_bwd_ms:
         cuda_ms = by_name["cuda"].fwd_bwd_ms
         if fla and fla.fwd_bwd_ms:
@@ -152,6 +190,8 @@ def markdown(rows: list[Row], extra: dict, device: str, B: int, T: int, C: int, 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bash scripts/bench_wkv.sh", description=__doc__.split("\n\n")[0])
     add_device_flag(p)
+    p.add_argument("--op", choices=("wkv6", "wkv7"), default="wkv6",
+                   help="the operator: RWKV-6's WKV6 or RWKV-7's WKV7 (default: wkv6)")
     p.add_argument("--B", type=int, metavar="N", help=f"batch (default: {GPU_DEFAULT['B']} on a GPU, "
                                                       f"{CPU_DEFAULT['B']} on a CPU)")
     p.add_argument("--T", type=int, metavar="N", help=f"sequence length (default: {GPU_DEFAULT['T']} on a GPU, "
@@ -173,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--C {size['C']} must be a multiple of the head size 64")
     backends = (args.backends.split(",") if args.backends else
                 (["cuda", "chunked", "fla"] if device == "cuda" else ["naive", "chunked"]))
-    rows, extra = run_benchmark(device, size["B"], size["T"], size["C"], args.reps, args.warmup, backends)
-    table = markdown(rows, extra, device, size["B"], size["T"], size["C"], command_line("python -m src.bench.wkv", argv))
-    publish(table, args.write, "wkv6", "WKV6 operator", device)
+    rows, extra = run_benchmark(device, size["B"], size["T"], size["C"], args.reps, args.warmup, backends, args.op)
+    table = markdown(rows, extra, device, size["B"], size["T"], size["C"], command_line("python -m src.bench.wkv", argv),
+                     args.op)
+    publish(table, args.write, args.op, f"{args.op.upper()} operator", device)
     return 0
 
 

@@ -8,10 +8,11 @@ state: (B, H, N, N) indexed [value, key] as in the `rwkv` package, or None for z
 differentiable. y: (B, T, C) in r's dtype; final_state: (B, H, N, N) float32 (float64 for
 float64 input).
 
-Backends: "naive" (step by step in float32/float64, any device: the ground truth), "cuda" (our
-kernel: bf16 r, w, k, v, a, b, fp32 state, forward and backward), "cuda_emulated" (the same
-kernel source compiled for the CPU: bf16 CPU tensors; slow, for tests), "auto" (cuda for bf16
-CUDA tensors, naive otherwise).
+Backends: "naive" (step by step in float32/float64, any device: the ground truth), "chunked"
+(pure PyTorch, a chunk of steps per few batched matrix products: exact for any decay, faster
+than naive on a CPU; docs/benchmarks.md), "cuda" (our kernel: bf16 r, w, k, v, a, b, fp32 state, forward and
+backward), "cuda_emulated" (the same kernel source compiled for the CPU: bf16 CPU tensors; slow,
+for tests), "auto" (cuda for bf16 CUDA tensors, chunked otherwise).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from __future__ import annotations
 import torch
 
 from ..utils.cuda_build import check_kernel_input
+from .chunked import wkv7_chunked
 from .naive import compute_dtype, wkv7_naive
 
-BACKENDS = ("auto", "naive", "cuda", "cuda_emulated")
+BACKENDS = ("auto", "naive", "chunked", "cuda", "cuda_emulated")
 
-__all__ = ["wkv7", "wkv7_naive", "BACKENDS"]
+__all__ = ["wkv7", "wkv7_naive", "wkv7_chunked", "BACKENDS"]
 
 
 def _validate(named: dict, state, head_size: int) -> None:
@@ -49,14 +51,14 @@ def _validate(named: dict, state, head_size: int) -> None:
 
 
 def wkv7(r: torch.Tensor, w: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-         state: torch.Tensor | None = None, head_size: int = 64,
-         backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+         state: torch.Tensor | None = None, head_size: int = 64, backend: str = "auto",
+         chunk_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """See the module docstring. Bad dtypes, shapes or devices raise ValueError naming the argument."""
     if backend not in BACKENDS:
         raise ValueError(f"wkv7: backend must be one of {BACKENDS}, got {backend!r}")
     _validate({"r": r, "w": w, "k": k, "v": v, "a": a, "b": b}, state, head_size)
     if backend == "auto":
-        backend = "cuda" if (r.is_cuda and r.dtype == torch.bfloat16) else "naive"
+        backend = "cuda" if (r.is_cuda and r.dtype == torch.bfloat16) else "chunked"
     if backend in ("cuda", "cuda_emulated"):
         check_kernel_input("wkv7", backend, r, head_size)
     if r.shape[1] == 0:
@@ -71,4 +73,6 @@ def wkv7(r: torch.Tensor, w: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: 
     if backend == "cuda_emulated":
         from .cuda_emulated import wkv7_cuda_emulated
         return wkv7_cuda_emulated(r, w, k, v, a, b, state, head_size)
+    if backend == "chunked":
+        return wkv7_chunked(r, w, k, v, a, b, head_size, state, chunk_size=chunk_size)
     return wkv7_naive(r, w, k, v, a, b, head_size, state)

@@ -19,6 +19,15 @@ def test_cpu_table_into_its_section(tmp_path, capsys):
     assert "Command: `python -m src.bench.wkv --device cpu" in capsys.readouterr().out
 
 
+def test_wkv7_table_into_its_own_section(tmp_path):
+    md = tmp_path / "benchmarks.md"
+    assert main(["--op", "wkv7", "--device", "cpu", "--B", "1", "--T", "32", "--C", "128", "--reps", "1",
+                 "--warmup", "0", "--write", str(md)]) == 0
+    text = md.read_text()
+    assert "<!-- wkv7:cpu -->\n### WKV7 operator, CPU\n" in text and "<!-- wkv6:cpu -->" not in text
+    assert "| naive |" in text and "| chunked |" in text and "x faster than naive" in text
+
+
 def test_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["--device", "cpu", "--C", "100"])
