@@ -96,6 +96,16 @@ class BinIdx:
         items = self.document_items(d)
         return np.concatenate(items) if items else np.zeros(0, self.dtype)
 
+    def check_vocabulary(self, vocab_size: int, what: str | None = None) -> None:
+        """Every token id below `vocab_size`, or a ValueError naming `what` (default: the prefix), the
+        largest token and the vocabulary. The tokens are read (once) only when their type could exceed it."""
+        if vocab_size > np.iinfo(self.dtype).max or not self.num_tokens:
+            return
+        largest = int(self.tokens.max())
+        if largest >= vocab_size:
+            raise ValueError(f"{what or self.prefix} holds token {largest}, but the model's vocabulary has "
+                             f"{vocab_size} tokens (0..{vocab_size - 1})")
+
     def window(self, offset: int, length: int) -> np.ndarray:
         """length tokens of the flat stream from offset (across document boundaries)."""
         return self.tokens[offset:offset + length]

@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         check_model_paths(args)
         data = BinIdx(args.data)
         model, state = load_from_args(args)
-        if data.num_tokens and int(np.max(data.tokens)) >= model.config.vocab_size:
-            raise ValueError(f"{args.data} holds token {int(np.max(data.tokens))}, beyond the model's vocabulary of "
-                             f"{model.config.vocab_size}")
+        data.check_vocabulary(model.config.vocab_size, f"--data {args.data}")
         start = time.time()
         result = evaluate(model, data, args.ctx_len, args.data_type, args.max_windows, state, args.batch_size)
         print(f"eval.py: {result['windows']} windows of {args.ctx_len} tokens, {result['tokens']:,} predicted tokens "

@@ -189,11 +189,11 @@ def main(argv: list[str] | None = None, tokenizer=None) -> int:
 
 
 def reply(model, tokenizer, prompt: list[int], sampler: Sampler, max_tokens: int, state: RWKVState | None,
-          stops: tuple[str, ...], out=None) -> tuple[str, RWKVState, bool]:
-    """Generate after `prompt`, streaming the text to `out` (stdout); returns (the text, the state after
-    it, whether a stop text ended it)."""
+          stops: tuple[str, ...], out=None) -> tuple[RWKVState, bool]:
+    """Generate after `prompt`, streaming the text to `out` (stdout); returns (the state after it, whether
+    a stop text ended it)."""
     out = out or sys.stdout
-    stream, done, pieces = TextStream(tokenizer, stops), [], []
+    stream, done = TextStream(tokenizer, stops), []
     start, count = time.time(), 0
     tokens = generate_tokens(model, prompt, sampler, max_tokens, state, done=done)
     for token in tokens:
@@ -202,18 +202,16 @@ def reply(model, tokenizer, prompt: list[int], sampler: Sampler, max_tokens: int
         if piece:
             out.write(piece)
             out.flush()
-            pieces.append(piece)
         if stream.stopped:
             break
     tokens.close()
     rest = stream.flush()
     out.write(rest)
     out.flush()
-    pieces.append(rest)
     seconds = time.time() - start
     print(f"\n[{len(prompt)} prompt tokens, {count} generated in {seconds:.1f}s, {count / max(seconds, 1e-9):.1f} "
           f"tokens/s]", file=sys.stderr, flush=True)
-    return "".join(pieces), done[0], stream.stopped
+    return done[0], stream.stopped
 
 
 def chat(model, tokenizer, sampler: Sampler, args, state: RWKVState | None) -> int:
@@ -235,7 +233,7 @@ def chat(model, tokenizer, sampler: Sampler, args, state: RWKVState | None) -> i
         if not ended_turn:
             text = END_OF_TURN + text                 # the last reply ended without its blank line
         print("Assistant:", end="", file=sys.stderr, flush=True)
-        _, state, ended_turn = reply(model, tokenizer, tokenizer.encode(text), sampler, args.max_tokens, state,
+        state, ended_turn = reply(model, tokenizer, tokenizer.encode(text), sampler, args.max_tokens, state,
                                      (END_OF_TURN,))
         sys.stdout.write("\n")
         sys.stdout.flush()

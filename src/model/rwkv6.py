@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from ..wkv6 import wkv6
 from .base import RWKVBlock, RWKVModel
 from .config import RWKV6Config
+from .state import tuned_start
 
 LN_X_EPS = 64e-5        # RWKV-LM: 1e-5 * head_size_divisor ** 2, head_size_divisor = 8
 
@@ -88,8 +89,7 @@ class TimeMix(nn.Module):
         (output (B, T, C), x_{T-1} (B, C), S_T (B, H, N, N) float32)."""
         B, T, C = x.shape
         if state is None and getattr(self, "time_state", None) is not None:
-            state = self.time_state.transpose(-1, -2)                                # [value, key] -> [key, value]
-            state = state.to(torch.promote_types(state.dtype, torch.float32)).expand(B, *state.shape)  # (B, H, N, N)
+            state = tuned_start(self.time_state, B, config.family)  # (B, H, N, N): [value, key] -> [key, value]
         xx = time_shift(x, shift) - x                               # (B, T, C)  x_{t-1} - x_t
         xxx = x + xx * self.time_maa_x                              # (B, T, C)  lerp_x(x_t, x_{t-1})
         xxx = torch.tanh(xxx @ self.time_maa_w1)                    # (B, T, 5 Dm)  tanh(. A_*) for all five

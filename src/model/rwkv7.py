@@ -24,6 +24,7 @@ from ..wkv7 import wkv7
 from .base import RWKVBlock, RWKVModel
 from .config7 import RWKV7Config
 from .rwkv6 import LN_X_EPS, time_shift
+from .state import tuned_start
 
 
 class TimeMix7(nn.Module):
@@ -82,8 +83,7 @@ class TimeMix7(nn.Module):
         B, T, C = x.shape
         H, N = config.n_head, config.head_size
         if state is None and getattr(self, "time_state", None) is not None:
-            state = self.time_state.to(torch.promote_types(self.time_state.dtype, torch.float32)) \
-                .expand(B, *self.time_state.shape)                 # tuned S_0, (B, H, N, N) [value, key]
+            state = tuned_start(self.time_state, B, config.family)  # tuned S_0, (B, H, N, N) [value, key]
         xx = time_shift(x, shift) - x                               # (B, T, C)  x_{t-1} - x_t
         xr, xw, xk = x + xx * self.x_r, x + xx * self.x_w, x + xx * self.x_k
         xv, xa, xg = x + xx * self.x_v, x + xx * self.x_a, x + xx * self.x_g

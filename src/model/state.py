@@ -39,6 +39,13 @@ def file_layout(wkv: torch.Tensor, family: str = "x060") -> torch.Tensor:
     return wkv.transpose(-1, -2) if family == "x060" else wkv
 
 
+def tuned_start(time_state: torch.Tensor, batch_size: int, family: str) -> torch.Tensor:
+    """A tuned initial state (state tuning's `time_state`, (H, N, N) in a state file's layout) as the
+    family's WKV state for a batch: (B, H, N, N), float32 (float64 stays), differentiable."""
+    state = file_layout(time_state, family)
+    return state.to(torch.promote_types(state.dtype, torch.float32)).expand(batch_size, *state.shape)
+
+
 @dataclass
 class RWKVState:
     """The state of every layer, batch first. Build one with `zeros`, `from_file`, or by running the
@@ -90,7 +97,15 @@ class RWKVState:
         batch 1, zero token shifts. With `config` (the model's RWKV6Config or RWKV7Config), the layers
         and shapes must fit it and it gives the family; without, `family` does (default "x060"). A
         problem is a ValueError naming the file and the key."""
-        wkv = read_state_file(path, config)
+        return cls.from_file_tensors(load_tensor_file(Path(path), "state file"), config, dtype, device, family,
+                                     source=f"state file {path}")
+
+    @classmethod
+    def from_file_tensors(cls, data: dict, config=None, dtype: torch.dtype = torch.float32,
+                          device: torch.device | str | None = None, family: str | None = None,
+                          source: str = "state tensors") -> "RWKVState":
+        """As from_file, from a state file's tensors already in memory (an adapter's tuned states, say)."""
+        wkv = state_file_layers(data, config, source)
         family = config.family if config is not None else (family or "x060")
         n_embd = config.n_embd if config is not None else wkv[0].shape[0] * wkv[0].shape[1]
         return cls.from_wkv([file_layout(s, family)[None].to(device) for s in wkv], n_embd, dtype, family)
@@ -156,37 +171,41 @@ class RWKVState:
 
 
 def read_state_file(path: str | Path, config=None) -> list[torch.Tensor]:
-    """A state file's tensors, layer by layer, as stored ((H, N, N) [value, key], float32), checked:
-    keys blocks.0 .. blocks.{L-1}.att.time_state and nothing else, square heads, and, with `config`, the
-    model's layer count, heads and head size."""
-    path = Path(path)
-    data = load_tensor_file(path, "state file")
+    """A state file's tensors, layer by layer, as stored ((H, N, N) [value, key], float32), checked as
+    state_file_layers checks them."""
+    return state_file_layers(load_tensor_file(Path(path), "state file"), config, f"state file {path}")
+
+
+def state_file_layers(data: dict, config=None, source: str = "state tensors") -> list[torch.Tensor]:
+    """A state file's {blocks.{i}.att.time_state: (H, N, N)}, layer by layer, float32, checked: those keys
+    for layers 0 .. L-1 and nothing else, square heads, finite values and, with `config`, the model's
+    layer count, heads and head size. A problem is a ValueError beginning with `source`."""
     if not data:
-        raise ValueError(f"state file {path} is empty: expected blocks.{{i}}.att.time_state tensors")
+        raise ValueError(f"{source} is empty: expected blocks.{{i}}.att.time_state tensors")
     layers = {}
     for key, value in data.items():
         match = STATE_KEY_PATTERN.fullmatch(str(key))
         if match is None:
-            raise ValueError(f"state file {path}: unexpected key {key} (a state file holds "
+            raise ValueError(f"{source}: unexpected key {key} (a state file holds "
                              f"blocks.{{i}}.att.time_state only; is it an adapter or a model?)")
         if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 3 \
                 or value.shape[1] != value.shape[2]:
             what = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise ValueError(f"state file {path}: {key} is {what}, expected a float (H, N, N) tensor")
+            raise ValueError(f"{source}: {key} is {what}, expected a float (H, N, N) tensor")
         layers[int(match.group(1))] = value.float()
     n_layer = config.n_layer if config is not None else len(layers)
     missing = [STATE_KEY.format(i) for i in range(n_layer) if i not in layers]
     extra = [STATE_KEY.format(i) for i in sorted(layers) if i >= n_layer]
     if missing or extra:
         problem = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
-        raise ValueError(f"state file {path}: {problem} (the model has {n_layer} layers, the file "
+        raise ValueError(f"{source}: {problem} (the model has {n_layer} layers, the file "
                          f"{len(layers)} states)")
     expected = (config.n_head, config.head_size, config.head_size) if config is not None else tuple(layers[0].shape)
     for i in range(n_layer):
         if tuple(layers[i].shape) != expected:
-            raise ValueError(f"state file {path}: {STATE_KEY.format(i)} has shape {tuple(layers[i].shape)}, "
+            raise ValueError(f"{source}: {STATE_KEY.format(i)} has shape {tuple(layers[i].shape)}, "
                              f"expected {expected} (H, N, N) for every layer")
     for i, value in layers.items():
         if not torch.isfinite(value).all():
-            raise ValueError(f"state file {path}: {STATE_KEY.format(i)} holds NaN or infinite values")
+            raise ValueError(f"{source}: {STATE_KEY.format(i)} holds NaN or infinite values")
     return [layers[i] for i in range(n_layer)]

@@ -20,7 +20,6 @@ import torch
 import torch.nn as nn
 
 from ..model import RWKVState, check_state_dict, config_from_checkpoint, load_model, read_checkpoint, save_rwkv6
-from ..model.state import file_layout
 from ..utils.files import check_output, file_fingerprint
 from ..utils.cli import run_command
 from .adapter import Adapter
@@ -133,10 +132,8 @@ def check_merge(base_path: str | Path, adapter: Adapter, merged_path: str | Path
     del model
     merged = load_model(merged_path, device=device)
     # a tuned initial state is not in the merged file: the merged model starts from the adapter's state file
-    family = merged.config.family
-    state = (RWKVState.from_wkv([file_layout(t, family)[None].to(device) for _, t in sorted(
-        adapter.state_tensors().items(), key=lambda kv: int(kv[0].split(".")[1]))], merged.config.n_embd,
-        family=family) if adapter.state_tensors() else None)
+    state = (RWKVState.from_file_tensors(adapter.state_tensors(), merged.config, device=device,
+                                         source=f"adapter {adapter.source}") if adapter.state_tensors() else None)
     merged = merged(tokens, state=state).float()
     diff = (merged - expected).abs().max().item()
     return diff, diff / max(expected.abs().max().item(), 1e-30)

@@ -49,11 +49,6 @@ def remove_time_state(model: nn.Module) -> None:
             del att._parameters[STATE_PARAMETER]
 
 
-def time_state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """{blocks.{i}.att.time_state: (H, N, N)}: the model's tuned states, as a state file holds them."""
-    return {name: p for name, p in model.named_parameters() if name.rpartition(".")[2] == STATE_PARAMETER}
-
-
 def state_file_from(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The time_state entries of a {name: tensor} mapping (a checkpoint's fp32 masters, say), in fp32."""
     return {k: v.detach().float().cpu().contiguous() for k, v in tensors.items()

@@ -18,7 +18,6 @@ import warnings
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -109,11 +108,7 @@ def preflight(cfg: TrainConfig) -> RWKV6Config | RWKV7Config:
     if not cfg.data_file:
         raise ValueError("--data_file PREFIX is required (make one with scripts/make_data.sh)")
     data = BinIdx(cfg.data_file)
-    if model_config.vocab_size <= np.iinfo(data.dtype).max and data.num_tokens:
-        largest = int(data.tokens.max())                    # only when the token type could exceed the vocabulary
-        if largest >= model_config.vocab_size:
-            raise ValueError(f"{cfg.data_file} holds token {largest}, but the model's vocabulary has "
-                             f"{model_config.vocab_size} tokens (0..{model_config.vocab_size - 1})")
+    data.check_vocabulary(model_config.vocab_size, cfg.data_file)
     TokenDataset(data, cfg.data_type, cfg.ctx_len)                # enough data for one sample?
     if cfg.val_data:
         check_validation_data(cfg, model_config)
@@ -129,9 +124,7 @@ def check_validation_data(cfg: TrainConfig, model_config) -> None:
     spans = windows(data.num_tokens, cfg.ctx_len, cfg.val_windows or None)
     if not spans:
         raise ValueError(f"--val_data {cfg.val_data} holds {data.num_tokens} tokens: too few to predict one")
-    if data.num_tokens and int(data.tokens.max()) >= model_config.vocab_size:
-        raise ValueError(f"--val_data {cfg.val_data} holds token {int(data.tokens.max())}, but the model's vocabulary "
-                         f"has {model_config.vocab_size} tokens")
+    data.check_vocabulary(model_config.vocab_size, f"--val_data {cfg.val_data}")
     if cfg.data_type == "sft" and not response_tokens(data)[1:spans[-1][1]].any():
         raise ValueError(f"--val_data {cfg.val_data}: no response token in its windows to validate on (sft data)")
 

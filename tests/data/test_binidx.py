@@ -96,3 +96,16 @@ def test_a_damaged_index_is_refused_when_opened(tmp_path, edit, message):
     (tmp_path / "d.idx").write_bytes(edit((tmp_path / "d.idx").read_bytes()))
     with pytest.raises(ValueError, match=message):
         BinIdx(tmp_path / "d")
+
+
+def test_check_vocabulary(tmp_path):
+    """The data's largest token against a model's vocabulary, named; skipped when the token type cannot
+    exceed it."""
+    with BinIdxWriter(tmp_path / "d") as w:
+        w.add_document([[1, 2, 999]])
+    data = BinIdx(tmp_path / "d")
+    data.check_vocabulary(1000)
+    data.check_vocabulary(65536)                  # uint16 ids are always below 65536
+    with pytest.raises(ValueError, match=r"--val_data x holds token 999, but the model's vocabulary has 999 tokens "
+                                         r"\(0..998\)"):
+        data.check_vocabulary(999, "--val_data x")
