@@ -1,6 +1,7 @@
 """scripts/*.sh: a new user's path from a jsonl file to a merged .pth, with the scripts alone."""
 
 import csv
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -23,7 +24,8 @@ def script(name: str, *args, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_jsonl_to_merged_pth_with_the_scripts(tmp_path):
-    """The one end-to-end test of the path: make_data.sh -> train_bone.sh -> merge.sh --check."""
+    """The one end-to-end test of the path: make_data.sh -> train_bone.sh -> merge.sh --check -> eval.sh,
+    generate.sh."""
     (tmp_path / "mine.jsonl").write_text((REPO / "data" / "sample.jsonl").read_text())
     done = script("make_data.sh", "mine.jsonl", "data/mine", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -42,6 +44,14 @@ def test_jsonl_to_merged_pth_with_the_scripts(tmp_path):
     assert "merged 16 bone layers (r=16, step 3)" in done.stdout and (tmp_path / "merged.pth").is_file()
     rel = float(done.stdout.split("(")[-1].split(" of the largest")[0])
     assert rel < 1e-5
+    # trying the result with the scripts, as the README does
+    done = script("eval.sh", "--model", "merged.pth", "--data", "data/mine", "--ctx_len", 32, "--max_windows", 4,
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["tokens"] == 4 * 32
+    done = script("generate.sh", "--model", "merged.pth", "--prompt", "The", "--max_tokens", 5, "--seed", 0,
+                  cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout, done.stderr
 
 
 @pytest.mark.slow
