@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from .data import BinIdx, WorldTokenizer
 from .data.make_data import make_data
-from .model import load_model, parameter_shapes, resolve_config, save_rwkv6
+from .model import families, family_of, load_model, parameter_shapes, resolve_config, save_checkpoint
 from .model.init import init_model
 from .peft import load_adapter, read_any_adapter
 from .peft.merge import check_merge
@@ -57,15 +57,14 @@ def read_losses(metrics_csv: Path) -> list[float]:
 
 def run(out_dir: Path, steps: int = 100, seed: int = 0, progress_bar: bool = True, family: str = "rwkv6") -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
-    preset = "tiny" if family == "rwkv6" else f"{family}-tiny"
-    config = resolve_config(preset)
+    config = resolve_config(f"{family}-tiny")                 # family: a preset prefix, "rwkv6" or "rwkv7"
     n_params = sum(math.prod(s) for s in parameter_shapes(config).values())
-    name = family.upper()
+    name = family_of(config).title
     base_path = out_dir / f"{family}-tiny.pth"
     start = time.time()
     # nonzero: RWKV-LM's scheme leaves att.output / ffn.value at zero, which would hide the
     # attention path from the check in step 2; those get small random values here.
-    save_rwkv6(init_model(config, seed=seed, nonzero=True), base_path, dtype=torch.float32)
+    save_checkpoint(init_model(config, seed=seed, nonzero=True), base_path, dtype=torch.float32)
     print(f"[1/6] tiny {name} ({config.n_layer} layers x {config.n_embd}, {config.n_head} heads, vocab "
           f"{config.vocab_size}, {n_params / 1e6:.1f}M parameters), RWKV-LM init, saved as {base_path} "
           f"({time.time() - start:.1f}s)\n      = python -m src.init_model --config configs/model/{family}-tiny.json "
@@ -135,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seeds the random model and the training (default: 0)")
     p.add_argument("--progress_bar", type=int, default=1, choices=(0, 1), help="show the progress bar (default: 1)")
-    p.add_argument("--model", choices=("rwkv6", "rwkv7"), default="rwkv6",
-                   help="the generation: RWKV-6 or RWKV-7, each in its tiny preset (default: rwkv6)")
+    p.add_argument("--model", choices=[f.preset_prefix for f in families()], default="rwkv6",
+                   help="the generation, in its tiny preset: "
+                        f"{', '.join(f'{f.preset_prefix} ({f.title})' for f in families())} (default: rwkv6)")
     args = p.parse_args(argv)
     if args.steps < 2:
         p.error("--steps must be at least 2")

@@ -3,7 +3,7 @@ import torch
 
 from src.data import WorldTokenizer
 from src.model import RWKV6Config, save_rwkv6
-from src.model.init import init_rwkv6
+from src.model import init_model
 from src.utils.paths import SAMPLE_DATA
 
 
@@ -16,7 +16,7 @@ def tiny_config() -> RWKV6Config:
 def tiny_fp32_checkpoint(tmp_path_factory, tiny_config):
     """The tiny preset, RWKV-LM init with the zero tensors randomised, saved in fp32."""
     path = tmp_path_factory.mktemp("ckpt") / "tiny-fp32.pth"
-    save_rwkv6(init_rwkv6(tiny_config, seed=3, nonzero=True), path, dtype=torch.float32)
+    save_rwkv6(init_model(tiny_config, seed=3, nonzero=True), path, dtype=torch.float32)
     return path
 
 

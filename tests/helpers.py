@@ -62,7 +62,7 @@ def assert_matches_the_oracle(model, tokens: torch.Tensor, expected: torch.Tenso
 
 
 def random_checkpoint(tmp_path, config, init, save, n_tokens: int, seed: int = 11):
-    """A random non-zero fp32 checkpoint of `config` (init_rwkv6 / init_rwkv7 with nonzero=True, then save)
+    """A random non-zero fp32 checkpoint of `config` (init_model with nonzero=True, then save)
     and n_tokens random token ids to run through it: (path, tokens)."""
     path = tmp_path / "model.pth"
     save(init(config, seed=seed, nonzero=True), path, dtype=torch.float32)

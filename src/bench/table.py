@@ -157,15 +157,14 @@ def make_inputs(model: str, work_dir: Path, ctx_len: int, seed: int = 0, nonzero
     """A randomly initialised base of the preset's shape (reused if present; `nonzero`: with RWKV-LM's
     zero tensors randomised too) and random-token data."""
     from ..data import BinIdxWriter
-    from ..model import resolve_config, save_rwkv6
-    from ..model.init import init_rwkv6_state_dict
+    from ..model import init_state_dict, resolve_config, save_checkpoint
 
     work_dir.mkdir(parents=True, exist_ok=True)
     config = resolve_config(model)
     base = work_dir / f"rwkv6-{Path(model).stem}-random{'-nonzero' if nonzero else ''}.pth"
     if not base.exists():
         print(f"initialising a random {model} base once: {base}", file=sys.stderr, flush=True)
-        save_rwkv6(init_rwkv6_state_dict(config, seed=seed, dtype=torch.bfloat16, nonzero=nonzero), base, dtype=None)
+        save_checkpoint(init_state_dict(config, seed=seed, dtype=torch.bfloat16, nonzero=nonzero), base, dtype=None)
     data = work_dir / f"random-tokens-{config.vocab_size}"
     n_tokens = max(1 << 20, 4 * (ctx_len + 1))
     if not Path(f"{data}.bin").exists() or Path(f"{data}.bin").stat().st_size < 2 * n_tokens:

@@ -5,17 +5,30 @@ state and activation checkpointing, the output head, checks on the inputs, runti
     for each block: x, carry, layer state = block(x, *carry, config, *layer state)
     logits = head(ln_out(x))                       # (B, T, V)
 
-`carry` is what one block hands the next within a step: nothing in RWKV6, layer 0's values
-("v_first") in RWKV7. The layer state is RWKVState's three tensors (state.py).
+`carry` is what one block hands the next within a step: nothing in RWKV-6, layer 0's values
+("v_first") in RWKV-7. The layer state is RWKVState's three tensors (state.py). The pieces the
+families' time and channel mixes share (the token shift, the GroupNorm epsilon) live here too.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torch.utils.checkpoint
 
 from .state import RWKVState
+
+LN_X_EPS = 64e-5        # RWKV-LM: 1e-5 * head_size_divisor ** 2, head_size_divisor = 8
+
+
+def time_shift(x: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, T, C) -> x_{t-1}: the previous token's features; at t = 0 `previous` (B, C), the last
+    token of the piece before (RWKVState's token shift), or zeros."""
+    if previous is None:
+        return F.pad(x, (0, 0, 1, -1))
+    return torch.cat([previous[:, None].to(x.dtype), x[:, :-1]], dim=1)
+
 
 
 class RWKVBlock(nn.Module):

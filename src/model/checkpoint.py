@@ -1,10 +1,10 @@
-"""RWKV6 checkpoints: RWKV-LM's .pth files, read strictly and memory-mapped, written atomically.
+"""Checkpoints of every family: RWKV-LM's .pth files, read strictly and memory-mapped, written atomically.
 
-    model = load_rwkv6("rwkv6-3b.pth", dtype=torch.bfloat16)     # every size from the shapes
-    save_rwkv6(model, "copy.pth")                                # bf16, RWKV-LM's key order
+    model = load_model("rwkv7-g1-1.5b.pth", dtype=torch.bfloat16)   # the family from the keys, sizes from shapes
+    save_checkpoint(model, "copy.pth")                              # bf16, RWKV-LM's key order
 
-A missing, unexpected or wrongly shaped key is an error naming it; nothing is loaded with
-strict=False.
+The family comes from the registry (family.py: detect_family); a missing, unexpected or wrongly
+shaped key is an error naming it; nothing is loaded with strict=False.
 """
 
 from __future__ import annotations
@@ -16,24 +16,19 @@ import torch
 import torch.nn as nn
 
 from ..utils.atomic import atomic_torch_save
-from .config import RWKV6Config
-from .config7 import RWKV7Config
-from .rwkv6 import RWKV6
-from .rwkv7 import RWKV7
+from .config import RWKVConfig
+from .family import detect_family, family_of, get_family
 
-MODEL_CLASSES = {RWKV6Config: RWKV6, RWKV7Config: RWKV7}
 
-def parameter_shapes(config: RWKV6Config | RWKV7Config) -> dict[str, torch.Size]:
+def build_model(config: RWKVConfig) -> nn.Module:
+    """The network of the config's family (parameters uninitialised; build it on the meta device)."""
+    return family_of(config).network_class(config)
+
+
+def parameter_shapes(config: RWKVConfig) -> dict[str, torch.Size]:
     """Every key of the checkpoint and its shape, in RWKV-LM's order (built on the meta device: no memory)."""
     with torch.device("meta"):
-        return {k: v.shape for k, v in MODEL_CLASSES[type(config)](config).state_dict().items()}
-
-
-def model_family(state_dict: Mapping[str, object]) -> str:
-    """"x060" (RWKV6) or "x070" (RWKV7), from the keys of a checkpoint."""
-    if "blocks.0.att.r_k" in state_dict or "blocks.0.att.w0" in state_dict:
-        return "x070"
-    return "x060"
+        return {k: v.shape for k, v in build_model(config).state_dict().items()}
 
 
 def _describe(shape) -> str:
@@ -60,13 +55,19 @@ def check_state_dict(expected: Mapping[str, torch.Size], found: Mapping[str, obj
         raise ValueError(f"{source}: " + "; ".join(problems[:3]) + more)
 
 
+# The one table of dtype names. STORED_DTYPES: what the commands' --dtype flags write.
 DTYPE_NAMES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
                "fp16": torch.float16, "float16": torch.float16, "fp64": torch.float64, "float64": torch.float64}
+STORED_DTYPES = {name: DTYPE_NAMES[name] for name in ("bf16", "fp16", "fp32")}
+FLOAT_DTYPES = frozenset(DTYPE_NAMES.values())
 
 
 def as_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    """torch.bfloat16, or its name: "bf16", "bfloat16", "fp32", ..."""
+    """A floating-point torch dtype, or its name: "bf16", "bfloat16", "fp32", ..."""
     if isinstance(dtype, torch.dtype):
+        if dtype not in FLOAT_DTYPES:
+            raise ValueError(f"dtype {dtype} is not a floating-point dtype a model can hold: "
+                             f"use one of {', '.join(DTYPE_NAMES)}")
         return dtype
     if isinstance(dtype, str) and dtype in DTYPE_NAMES:
         return DTYPE_NAMES[dtype]
@@ -103,75 +104,62 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def config_from_checkpoint(state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint",
-                           **runtime) -> RWKV6Config | RWKV7Config:
-    """The config of either family, every size read from the shapes (the family from the keys)."""
-    config_class = RWKV7Config if model_family(state_dict) == "x070" else RWKV6Config
-    return config_class.from_state_dict(state_dict, source=source, **runtime)
-
-
-def build_model(config: RWKV6Config | RWKV7Config) -> RWKV6 | RWKV7:
-    """The network of the config's family (parameters uninitialised; build it on the meta device)."""
-    return MODEL_CLASSES[type(config)](config)
+                           **runtime) -> RWKVConfig:
+    """The config of the checkpoint's family (from its keys), every size read from the shapes."""
+    return detect_family(state_dict, source).config_class.from_state_dict(state_dict, source=source, **runtime)
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-               config: RWKV6Config | RWKV7Config | None = None, **runtime) -> RWKV6 | RWKV7:
-    """Load an RWKV6 or RWKV7 .pth, whichever the file's keys say (or `config`'s type), as load_rwkv6."""
-    if config is None:
-        family = model_family(read_checkpoint(path))
-        config_class = RWKV7Config if family == "x070" else RWKV6Config
-    else:
-        config_class = type(config)
-    return _load(path, config_class, dtype, device, config, runtime)
+               config: RWKVConfig | None = None, family: str | None = None, **runtime) -> nn.Module:
+    """Load an RWKV-LM .pth of any registered family, strictly and memory-mapped.
 
-
-def load_rwkv7(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-               config: RWKV7Config | None = None, **runtime) -> RWKV7:
-    """Load an RWKV7 .pth (RWKV-LM's x070 key names), strictly and memory-mapped, as load_rwkv6."""
-    return _load(path, RWKV7Config, dtype, device, config, runtime)
-
-
-def load_rwkv6(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-               config: RWKV6Config | None = None, **runtime) -> RWKV6:
-    """Load an RWKV6 .pth (RWKV-LM key names). Every size is inferred from the shapes,
-    unless `config` is given, in which case the file must match it exactly. Loading is
-    strict: a missing, unexpected or wrongly shaped key is an error naming the key.
-    `runtime` sets grad_cp / wkv_backend / wkv_chunk_size."""
-    return _load(path, RWKV6Config, dtype, device, config, runtime)
-
-
-def _load(path, config_class, dtype, device, config, runtime):
+    The family comes from the file's keys (or `config`'s; `family` insists on one: a file of another is
+    an error naming both). Every size is inferred from the shapes unless `config` is given, in which
+    case the file must match it exactly. A missing, unexpected or wrongly shaped key is an error naming
+    the key. `runtime` sets grad_cp / wkv_backend / wkv_chunk_size. Peak memory: the model plus one tensor."""
     dtype = as_dtype(dtype)
     sd = read_checkpoint(path)
+    if family is not None:                    # insisted on: a file of another family is refused by name
+        wanted = get_family(family)
+        try:
+            found = family_of(config) if config is not None else detect_family(sd)
+        except ValueError:
+            found = wanted                        # no family's keys: read as this family's, missing keys named
+        if found is not wanted:
+            raise ValueError(f"checkpoint {path} is an {found.title} ({found.name}) model, not {wanted.title} "
+                             f"({wanted.name}): load it with load_model, which reads every family")
+        config_class = wanted.config_class
+    elif config is not None:
+        config_class = family_of(config).config_class
+    else:
+        config_class = detect_family(sd, f"checkpoint {path}").config_class
     inferred = config is None
     if inferred:
         config = config_class.from_state_dict(sd, source=str(path), **runtime)
     elif runtime:
         config = config.replace(**runtime)
     with torch.device("meta"):
-        model = MODEL_CLASSES[type(config)](config)
+        model = build_model(config)
     try:
         check_state_dict(parameter_shapes(config), sd, source=str(path))
     except ValueError as e:
         if not inferred:
             raise
         # the expected shapes came from a few tensors of the file: name them, one of them may be the damaged one
-        raise ValueError(f"{e} (the sizes were read from the file: {size_sources(sd)})") from None
+        raise ValueError(f"{e} (the sizes were read from the file: {size_sources(sd, config_class)})") from None
     for key in list(sd):   # one tensor at a time: peak RAM is the model plus one tensor
         sd[key] = sd[key].to(device=device, dtype=dtype)
     model.load_state_dict(sd, strict=True, assign=True)
     return model.eval()
 
 
-def size_sources(sd: Mapping[str, torch.Tensor]) -> str:
-    """Which tensors RWKV6Config.from_state_dict reads each size from, with their shapes."""
-    sources = (("vocab_size, n_embd", "emb.weight"), ("dim_att", "blocks.0.att.key.weight"),
-               ("dim_ffn", "blocks.0.ffn.key.weight"), ("heads, head_size", "blocks.0.att.time_faaaa"),
-               ("heads, head_size", "blocks.0.att.r_k"))
-    return "; ".join(f"{sizes} from {key} {_describe(sd[key].shape)}" for sizes, key in sources if key in sd)
+def size_sources(sd: Mapping[str, torch.Tensor], config_class: type) -> str:
+    """Which tensors the family's config read each size from, with their shapes."""
+    return "; ".join(f"{sizes} from {key} {_describe(sd[key].shape)}"
+                     for key, sizes in config_class.size_sources().items() if key in sd)
 
 
-def rwkv6_state_dict(model_or_state: RWKV6 | Mapping[str, torch.Tensor],
+def checkpoint_state_dict(model_or_state: nn.Module | Mapping[str, torch.Tensor],
                      dtype: torch.dtype | None = torch.bfloat16) -> dict[str, torch.Tensor]:
     """RWKV-LM's key set: contiguous CPU tensors, cast to `dtype` (None keeps each tensor's)."""
     sd = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
@@ -184,12 +172,10 @@ def rwkv6_state_dict(model_or_state: RWKV6 | Mapping[str, torch.Tensor],
     return out
 
 
-def save_rwkv6(model_or_state: RWKV6 | Mapping[str, torch.Tensor], path: str | Path,
-               dtype: torch.dtype | None = torch.bfloat16) -> Path:
-    """Write an RWKV-LM-compatible .pth (bf16 by default) atomically: temp file, then rename."""
+def save_checkpoint(model_or_state: nn.Module | Mapping[str, torch.Tensor], path: str | Path,
+                    dtype: torch.dtype | None = torch.bfloat16) -> Path:
+    """Write an RWKV-LM-compatible .pth of any family (bf16 by default; None keeps each tensor's dtype)
+    atomically: temp file, then rename."""
     path = Path(path)
-    atomic_torch_save(rwkv6_state_dict(model_or_state, dtype), path)
+    atomic_torch_save(checkpoint_state_dict(model_or_state, None if dtype is None else as_dtype(dtype)), path)
     return path
-
-
-save_rwkv7 = save_rwkv6          # the same file format: RWKV-LM's keys, atomic, bf16 by default

@@ -1,21 +1,21 @@
-"""RWKVState: everything an RWKV6 model carries from one token to the next, and state files.
+"""RWKVState: everything an RWKV model of any family carries from one token to the next, and state files.
 
 An RWKV model reads a sequence left to right with a state of constant size, so a sequence fed
 in pieces, each piece starting from the state the previous one ended with, gives the logits
-of feeding it whole (rwkv6.py: `model(idx, state=..., return_state=True)`). Per layer:
+of feeding it whole (base.py: `model(idx, state=..., return_state=True)`). Per layer:
 
     att_shift   (B, C)        the time mix's input (after ln1) at the last token: its x_{t-1}
-    wkv         (B, H, N, N)  the WKV state, float32: RWKV6's indexed [key, value] (src/wkv6),
-                              RWKV7's [value, key] (src/wkv7), as each family's runtimes hold it
+    wkv         (B, H, N, N)  the WKV state, float32, in the family's own layout, as its runtimes hold
+                              it: RWKV-6 indexes it [key, value] (src/wkv6), RWKV-7 [value, key] (src/wkv7)
     ffn_shift   (B, C)        the channel mix's input (after ln2) at the last token
-`family` says which ("x060" or "x070"); a model takes only its own family's states.
+`family` names the model family ("x060", "x070", ...); a model takes only its own family's states.
 
 State files are RWKV-LM's and RWKV-PEFT's (what state tuning writes, what ChatRWKV, the `rwkv`
 package, RWKV Runner and ai00 read): a .pth of {"blocks.{i}.att.time_state": (H, N, N)} holding
-the WKV state [value, key]. For RWKV6 that is our state transposed (those runtimes turn it into
-their [key, value] state with `.transpose(1, 2)`); for RWKV7 it is the state as it is (RWKV-PEFT
-and RWKV Runner use it without a transpose). A state file holds the WKV part only: the token
-shifts start at zero.
+each head's WKV state [value, key]. A family whose own state is [key, value] (RWKV-6:
+Family.state_file_transposed) stores it transposed (those runtimes turn it back with
+`.transpose(1, 2)`); RWKV-7's is stored as it is (RWKV-PEFT and RWKV Runner use it without a
+transpose). A state file holds the WKV part only: the token shifts start at zero.
 """
 
 from __future__ import annotations
@@ -28,15 +28,16 @@ import torch
 
 from ..utils.atomic import atomic_torch_save
 from ..utils.files import load_tensor_file
+from .family import get_family
 
 STATE_KEY = "blocks.{}.att.time_state"
 STATE_KEY_PATTERN = re.compile(r"blocks\.(\d+)\.att\.time_state")
 
 
 def file_layout(wkv: torch.Tensor, family: str = "x060") -> torch.Tensor:
-    """Our WKV state -> a state file's [value, key] layout, or back: RWKV6's [key, value] is transposed
-    (its own inverse), RWKV7's is already [value, key]."""
-    return wkv.transpose(-1, -2) if family == "x060" else wkv
+    """The family's WKV state -> a state file's [value, key] layout, or back (the map is its own inverse):
+    transposed for a family whose state is [key, value] (RWKV-6), as it is otherwise (RWKV-7)."""
+    return wkv.transpose(-1, -2) if get_family(family).state_file_transposed else wkv
 
 
 def tuned_start(time_state: torch.Tensor, batch_size: int, family: str) -> torch.Tensor:
@@ -52,13 +53,12 @@ class RWKVState:
     model with `return_state=True`."""
 
     att_shift: list[torch.Tensor]      # n_layer x (B, C), the model's dtype
-    wkv: list[torch.Tensor]            # n_layer x (B, H, N, N) [key, value], float32
+    wkv: list[torch.Tensor]            # n_layer x (B, H, N, N) in the family's layout, float32
     ffn_shift: list[torch.Tensor]      # n_layer x (B, C), the model's dtype
-    family: str = "x060"               # "x060" (RWKV6) or "x070" (RWKV7)
+    family: str = "x060"               # the model family's name (family.py)
 
     def __post_init__(self) -> None:
-        if self.family not in ("x060", "x070"):
-            raise ValueError(f"RWKVState.family must be 'x060' or 'x070', got {self.family!r}")
+        get_family(self.family)                                     # a ValueError naming the known ones
         if not (len(self.att_shift) == len(self.wkv) == len(self.ffn_shift)) or not self.wkv:
             raise ValueError(f"RWKVState: att_shift, wkv and ffn_shift need one tensor per layer each, got "
                              f"{len(self.att_shift)}, {len(self.wkv)} and {len(self.ffn_shift)}")
@@ -74,7 +74,7 @@ class RWKVState:
     @classmethod
     def zeros(cls, config, batch_size: int = 1, device: torch.device | str | None = None,
               dtype: torch.dtype = torch.float32) -> "RWKVState":
-        """The state before the first token: all zeros. `config`: the model's RWKV6Config; `dtype`: the
+        """The state before the first token: all zeros. `config`: the model's config; `dtype`: the
         token shifts' (the model's) dtype; the WKV state is float32."""
         L, C, H, N = config.n_layer, config.n_embd, config.n_head, config.head_size
         return cls([torch.zeros(batch_size, C, dtype=dtype, device=device) for _ in range(L)],
@@ -94,8 +94,8 @@ class RWKVState:
     def from_file(cls, path: str | Path, config=None, dtype: torch.dtype = torch.float32,
                   device: torch.device | str | None = None, family: str | None = None) -> "RWKVState":
         """Read a state file (RWKV-LM / RWKV-PEFT state tuning: blocks.{i}.att.time_state, (H, N, N)):
-        batch 1, zero token shifts. With `config` (the model's RWKV6Config or RWKV7Config), the layers
-        and shapes must fit it and it gives the family; without, `family` does (default "x060"). A
+        batch 1, zero token shifts. With `config` (the model's config), the layers and shapes must fit
+        it and it gives the family; without, `family` does (default "x060"). A
         problem is a ValueError naming the file and the key."""
         return cls.from_file_tensors(load_tensor_file(Path(path), "state file"), config, dtype, device, family,
                                      source=f"state file {path}")

@@ -1,7 +1,7 @@
 """Adapters for RWKV's linear layers: Bone, Bat, DiSHA, LoRA and PiSSA.
 
     from src.peft import PeftConfig, apply_peft, save_adapter, load_adapter, merge_and_unload
-    model = apply_peft(load_rwkv6("rwkv6-3b.pth", dtype=torch.bfloat16), PeftConfig(method="bone", r=64))
+    model = apply_peft(load_model("rwkv6-3b.pth", dtype=torch.bfloat16), PeftConfig(method="bone", r=64))
 
     layer.py       AdapterLinear: the frozen base weight, the shared forward, merging, the contract
     registry.py    the methods: name -> layer class (a new method: one file + one entry there)

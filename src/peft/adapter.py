@@ -19,7 +19,7 @@ class Adapter:
     base_model: dict | None                 # the base's shape signature, when the file records it
     step: int | None
     source: Path
-    origin: str                             # "rwkv6-peft" (ours) or "RWKV-PEFT"
+    origin: str                             # "ours" (adapter_io.ORIGIN) or "RWKV-PEFT"
     files: tuple[Path, ...] = ()            # the files it was read from (a command never writes over them)
     base_fingerprint: str | None = None     # utils.files.file_fingerprint of the base it was trained on, if known
 

@@ -3,7 +3,7 @@
 Our format is a directory with two files:
     adapter.pth          the trainable tensors (adapters, train_parts, tuned states) and PiSSA's
                          start point, under the model's own key names (blocks.0.att.key.bone, ...)
-    adapter_config.json  {"format": "rwkv6-peft-adapter", "version": 1, "family": "x060" or "x070",
+    adapter_config.json  {"format": "rwkv-adapter", "version": 1, "family": the model family ("x060", "x070"),
                           "peft": PeftConfig,
                           "base_model": the base's shape signature, "base_fingerprint": which
                           base file (when the trainer knows it), "step": N,
@@ -12,7 +12,8 @@ and, when the initial states were tuned, a third:
     state.pth            those states alone, a state file RWKV runtimes load (src/peft/state.py)
 All are written atomically; the hash ties them together, so a save that was interrupted
 between the two files is detected instead of loading a mismatched pair. RWKV-PEFT's files
-are read by rwkv_peft.py; `read_any_adapter` and `load_adapter` take either.
+are read by rwkv_peft.py; `read_any_adapter` and `load_adapter` take either. Directories written
+under the format's earlier name, "rwkv6-peft-adapter", read as they always did.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from ..model.checkpoint import check_state_dict
 from ..utils.files import load_tensor_file
 from ..utils.atomic import atomic_torch_save, atomic_write_text, new_temporary_directory, writing
 from .adapter import Adapter
-from .apply import adapter_layers, adapter_state_dict, apply_peft, resolve_targets
+from ..model.family import family_of
+from .apply import adapter_layers, adapter_state_dict, apply_peft
 from .config import PeftConfig
 from .rwkv_peft import read_rwkv_peft_adapter
 from .state import STATE_FILE, state_file_from
@@ -40,8 +42,11 @@ from .state import STATE_FILE, state_file_from
 ADAPTER_FILE = "adapter.pth"
 CONFIG_FILE = "adapter_config.json"
 FULL_MODEL_FILE = "model.pth"                        # what a checkpoint of full fine-tuning holds instead
-FORMAT = "rwkv6-peft-adapter"
+FORMAT = "rwkv-adapter"
+FORMATS_READ = (FORMAT, "rwkv6-peft-adapter")        # the same format under its earlier name
+ORIGIN = "ours"                                      # Adapter.origin of our directories ("RWKV-PEFT": its files)
 VERSION = 1
+
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -60,7 +65,7 @@ def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | P
     config = config if config is not None else getattr(model, "peft_config", None)
     if config is None:
         raise ValueError("save_adapter: the model has no adapters (call apply_peft first)")
-    config = resolve_targets(config, getattr(getattr(model, "config", None), "family", "x060"))
+    config = config.for_family(model)
     if getattr(model, "peft_config", None) not in (None, config):
         raise ValueError(f"save_adapter: the config given ({config.method}) is not the one the model was "
                          f"built with ({model.peft_config.method})")
@@ -80,8 +85,8 @@ def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | P
         raise ValueError(f"save_adapter: {partitioned[:3]} are partitioned by DeepSpeed ZeRO-3; pass the gathered "
                          f"tensors (tensors=...)")
     tensors = {k: given.get(k, v).detach().to("cpu").contiguous() for k, v in own.items()}
-    base = model.config.shape_signature() if hasattr(model, "config") else None
-    family = getattr(getattr(model, "config", None), "family", None)       # "x060" (RWKV6) or "x070" (RWKV7)
+    base = model.config.shape_signature()
+    family = family_of(model).name
     directory = Path(directory)
 
     def write(into: Path) -> None:
@@ -120,7 +125,7 @@ def read_adapter(directory: str | Path) -> Adapter:
         meta = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"adapter {config_path} is not valid JSON: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in FORMATS_READ:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ValueError(f"adapter {config_path}: not an {FORMAT} config (format = {found!r})")
     if meta.get("version") != VERSION:
@@ -140,7 +145,10 @@ def read_adapter(directory: str | Path) -> Adapter:
         raise ValueError(f"adapter {config_path}: its 'peft' settings are not valid ({' '.join(str(e).split())})") \
             from None
     tensors = load_tensor_file(tensor_path, "adapter")
-    return Adapter(config, tensors, meta.get("base_model"), meta.get("step"), directory, "rwkv6-peft",
+    base_model = meta.get("base_model")
+    if base_model is not None and "family" not in base_model:     # written before signatures named the family
+        base_model = {"family": meta.get("family") or "x060", **base_model}
+    return Adapter(config, tensors, base_model, meta.get("step"), directory, ORIGIN,
                    files=(tensor_path, config_path), base_fingerprint=meta.get("base_fingerprint"))
 
 
@@ -193,7 +201,8 @@ def read_any_adapter(path: str | Path, method: str | None = None, lora_alpha: fl
     return read_rwkv_peft_adapter(found, method, lora_alpha=lora_alpha, pissa_init=pissa_init)
 
 
-def _describe_config_difference(have: PeftConfig, want: PeftConfig) -> list[str]:
+def _describe_config_difference(have: PeftConfig, want: PeftConfig, model: nn.Module) -> list[str]:
+    want = want.for_family(model)
     diffs = []
     if have.method != want.method:
         return [f"method {want.method} in the file, {have.method} in the model"]
@@ -228,7 +237,7 @@ def load_adapter(model: nn.Module, path: str | Path | Adapter, method: str | Non
     if have is None:
         apply_peft(model, adapter.config, init_adapters=False, verbose=verbose)
     else:
-        diffs = _describe_config_difference(have, adapter.config)
+        diffs = _describe_config_difference(have, adapter.config, model)
         if diffs:
             raise ValueError(f"{where} does not fit the model's adapters: " + "; ".join(diffs))
     expected = adapter_state_dict(model)

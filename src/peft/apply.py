@@ -7,7 +7,7 @@ from fnmatch import fnmatchcase
 import torch
 import torch.nn as nn
 
-from .config import DEFAULT_TARGETS, FAMILY_TARGETS, PeftConfig
+from .config import PeftConfig
 from .layer import AdapterLinear
 from .registry import STATE_METHOD, adapter_class
 from .state import add_time_state, remove_time_state
@@ -42,12 +42,9 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
 
-def resolve_targets(config: PeftConfig, family: str) -> PeftConfig:
-    """The default targets (every linear layer of an RWKV6 block) mean every linear layer of the model's
-    own family: RWKV7's six. Other targets are kept as given."""
-    if config.targets == DEFAULT_TARGETS and family in FAMILY_TARGETS:
-        return config.replace(targets=FAMILY_TARGETS[family])
-    return config
+def resolve_targets(config: PeftConfig, family) -> PeftConfig:
+    """`targets=None` made explicit for the model family (PeftConfig.for_family)."""
+    return config.for_family(family)
 
 
 def apply_peft(model: nn.Module, config: PeftConfig, init_adapters: bool = True, verbose: bool = True) -> nn.Module:
@@ -59,7 +56,7 @@ def apply_peft(model: nn.Module, config: PeftConfig, init_adapters: bool = True,
         raise ValueError(f"apply_peft: config must be a PeftConfig, got {type(config).__name__} {config!r}")
     if getattr(model, "peft_config", None) is not None:
         raise ValueError(f"apply_peft: this model already has {model.peft_config.method} adapters")
-    config = resolve_targets(config, getattr(getattr(model, "config", None), "family", "x060"))
+    config = config.for_family(model)                       # targets=None: the family's linear layers
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
     chosen = [name for name in linears if any(target_matches(name, p) for p in config.targets)
               and config.method != STATE_METHOD]

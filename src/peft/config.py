@@ -14,12 +14,10 @@ from typing import Mapping
 from ..utils.options import dataclass_from_dict, flag_name, option
 from .registry import ADAPTER_CLASSES, PEFT_METHODS, STATE_METHOD, adapter_class
 
-# The eight linear layers of every RWKV6 block (names relative to the block): the default targets.
+# The eight linear layers of an RWKV-6 block, what `targets=None` means on an RWKV-6 model (each family's
+# own list is its Family.default_targets); kept as a name for code written against it.
 DEFAULT_TARGETS = ("att.receptance", "att.key", "att.value", "att.gate", "att.output",
                    "ffn.key", "ffn.receptance", "ffn.value")
-# RWKV7's six (its gate is a low-rank map, g1 g2, not a linear layer): the default on an RWKV7 model
-DEFAULT_TARGETS_X070 = ("att.receptance", "att.key", "att.value", "att.output", "ffn.key", "ffn.value")
-FAMILY_TARGETS = {"x060": DEFAULT_TARGETS, "x070": DEFAULT_TARGETS_X070}
 
 
 @dataclass(frozen=True)
@@ -41,9 +39,12 @@ class PeftConfig:
     disha_r1: int | None = option(None, "DiSHA's output-side shard height", derived="the layer's output width "
                                                                                    "(= Bone)")
     pissa_niter: int = option(4, "power iterations of PiSSA's randomised SVD")
-    targets: tuple[str, ...] = option(default_factory=lambda: DEFAULT_TARGETS, flag="peft_targets",
-                                      help="the linear layers to adapt, matched against module names ('att.key' "
-                                           "matches blocks.*.att.key; globs like 'blocks.0.*' or 'att.*' work)")
+    targets: tuple[str, ...] | None = option(None, flag="peft_targets",
+                                             derived="every linear layer of the model family's blocks (RWKV-6: "
+                                                     "8, RWKV-7: 6), resolved by apply_peft",
+                                             help="the linear layers to adapt, matched against module names "
+                                                  "('att.key' matches blocks.*.att.key; globs like 'blocks.0.*' or "
+                                                  "'att.*' work)")
     train_parts: tuple[str, ...] = option(default_factory=tuple,
                                           help="other parameters that also train: bare words match as substrings, "
                                                "as in RWKV-PEFT ('time', 'ln'); dotted names and globs match "
@@ -60,6 +61,8 @@ class PeftConfig:
 
         for group in ("targets", "train_parts"):           # a string is one pattern, not its characters
             value = getattr(self, group)
+            if value is None and group == "targets":           # the model family's linears (apply_peft)
+                continue
             if isinstance(value, str):
                 value = (value,)
             elif not isinstance(value, (list, tuple)):
@@ -81,7 +84,7 @@ class PeftConfig:
         if self.method == STATE_METHOD:                    # no layer adapted: nothing of theirs applies
             if self.r is not None:
                 raise bad("r", f"is {self.r!r}, but state tuning adapts no linear layer (leave r out)")
-            if self.targets not in ((), DEFAULT_TARGETS):
+            if self.targets not in (None, ()):
                 raise bad("targets", f"is {list(self.targets)}, but state tuning adapts no linear layer")
             object.__setattr__(self, "targets", ())
             object.__setattr__(self, "train_state", True)
@@ -99,10 +102,10 @@ class PeftConfig:
             raise bad("disha_r1", f"must be a positive integer or None, got {self.disha_r1!r}")
         if not isinstance(self.pissa_niter, int) or self.pissa_niter < 0:
             raise bad("pissa_niter", f"must be a non-negative integer, got {self.pissa_niter!r}")
-        if not self.targets and self.method != STATE_METHOD:
+        if self.targets == () and self.method != STATE_METHOD:
             raise bad("targets", "is empty: name at least one linear layer to adapt")
         for group in ("targets", "train_parts"):
-            for pattern in getattr(self, group):
+            for pattern in getattr(self, group) or ():
                 if not isinstance(pattern, str) or not pattern:
                     raise bad(group, f"holds {pattern!r}, expected non-empty strings")
 
@@ -112,7 +115,8 @@ class PeftConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["targets"], d["train_parts"] = list(self.targets), list(self.train_parts)
+        d["targets"] = None if self.targets is None else list(self.targets)
+        d["train_parts"] = list(self.train_parts)
         return d
 
     @classmethod
@@ -121,6 +125,14 @@ class PeftConfig:
 
     def replace(self, **changes) -> "PeftConfig":
         return dataclasses.replace(self, **changes)
+
+    def for_family(self, family) -> "PeftConfig":
+        """This config with `targets=None` made explicit: the family's default targets (a Family, or a
+        model, config or family name: model/family.py). Explicit targets are kept as given."""
+        if self.targets is not None:
+            return self
+        from ..model.family import family_of
+        return self.replace(targets=family_of(family).default_targets)
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(PeftConfig)}

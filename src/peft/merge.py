@@ -1,4 +1,4 @@
-"""Merge an adapter into a plain RWKV6 or RWKV7 .pth, layer by layer: W + ΔW in fp32, written in the base's dtype.
+"""Merge an adapter into a plain RWKV .pth of its family (RWKV-6, RWKV-7), layer by layer: W + ΔW in fp32, written in the base's dtype.
 
     python merge.py --base rwkv6-3b.pth --bone out/ [--output merged.pth] [--check]
 
@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..model import RWKVState, check_state_dict, config_from_checkpoint, load_model, read_checkpoint, save_rwkv6
+from ..model import RWKVState, check_state_dict, config_from_checkpoint, load_model, read_checkpoint, save_checkpoint
+from ..model.checkpoint import STORED_DTYPES
 from ..utils.files import check_output, file_fingerprint
 from ..utils.cli import run_command
 from .adapter import Adapter
@@ -27,9 +28,6 @@ from .adapter_io import base_signature_difference, load_adapter, read_any_adapte
 from .apply import make_adapter
 from .registry import METHODS, STATE_METHOD
 from .state import STATE_FILE
-
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
 
 @dataclass
 class MergeReport:
@@ -116,7 +114,7 @@ def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | 
                                  f"finite; nothing was written")
         else:
             out[key] = value.to(target)                 # no copy when the dtype is already right
-    save_rwkv6(out, output_path, dtype=None)
+    save_checkpoint(out, output_path, dtype=None)
     return MergeReport(output_path, len(layers), len(extras), time.time() - start)
 
 
@@ -147,7 +145,7 @@ def default_output(base: Path, adapter: Adapter) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="merge.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--base", "--base_model", dest="base", required=True, metavar="PATH",
-                   help="the base RWKV6 or RWKV7 .pth the adapter was trained on (read, never modified)")
+                   help="the base .pth (RWKV-6 or RWKV-7) the adapter was trained on (read, never modified)")
     group = p.add_mutually_exclusive_group(required=True)
     for method in METHODS:
         group.add_argument(f"--{method}", metavar="PATH",
@@ -157,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="an adapter directory of ours, whatever its method (read from adapter_config.json)")
     p.add_argument("--output", metavar="PATH",
                    help="the merged .pth (default: <adapter dir>/<base name>-<method>-merged.pth)")
-    p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",
+    p.add_argument("--dtype", choices=["auto", *STORED_DTYPES], default="auto",
                    help="dtype of the written tensors (default: auto, the base's own)")
     p.add_argument("--device", default="cpu", help="where to compute W + ΔW: cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output; never the base "
@@ -198,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"merge.py: note: {base} is not the file {adapter.source} was trained on (the shapes agree, the "
                   f"contents differ); merging onto it as asked", file=sys.stderr)
         output = Path(args.output) if args.output else default_output(base, adapter)
-        dtype = None if args.dtype == "auto" else DTYPES[args.dtype]
+        dtype = None if args.dtype == "auto" else STORED_DTYPES[args.dtype]
         report = merge_into_base(base, adapter, output, dtype=dtype, device=args.device, overwrite=args.overwrite)
         written.append(output)
         size = output.stat().st_size / 2**30

@@ -13,7 +13,7 @@ from src.data.binidx import BinIdxWriter
 from src.infer.evaluate import evaluate, windows
 from src.infer.evaluate import main
 from src.model import RWKV6Config, RWKVState, save_rwkv6
-from src.model.init import init_rwkv6
+from src.model import init_model
 
 CONFIG = RWKV6Config(n_layer=2, n_embd=128, vocab_size=300)
 
@@ -56,7 +56,7 @@ def direct(model, data, ctx_len, sft):
 
 @pytest.mark.parametrize("data_type", ["binidx", "sft"])
 def test_the_loss_is_the_mean_over_predicted_tokens(data, data_type):
-    model = init_rwkv6(CONFIG, seed=2, nonzero=True)
+    model = init_model(CONFIG, seed=2, nonzero=True)
     loss, count = direct(model, data, 8, data_type == "sft")
     result = evaluate(model, data, 8, data_type)
     assert result["loss"] == pytest.approx(loss, rel=1e-6) and result["tokens"] == count
@@ -67,7 +67,7 @@ def test_the_loss_is_the_mean_over_predicted_tokens(data, data_type):
 
 
 def test_a_state_changes_every_windows_start(data):
-    model = init_rwkv6(CONFIG, seed=2, nonzero=True)
+    model = init_model(CONFIG, seed=2, nonzero=True)
     g = torch.Generator().manual_seed(0)
     state = RWKVState.from_wkv([torch.randn(1, 2, 64, 64, generator=g) for _ in range(2)], CONFIG.n_embd)
     plain, started = evaluate(model, data, 8), evaluate(model, data, 8, state=state)
@@ -77,7 +77,7 @@ def test_a_state_changes_every_windows_start(data):
 
 def test_eval_py_prints_json_last(data, tmp_path, capsys):
     path = tmp_path / "m.pth"
-    save_rwkv6(init_rwkv6(CONFIG, seed=2, nonzero=True), path, dtype=torch.float32)
+    save_rwkv6(init_model(CONFIG, seed=2, nonzero=True), path, dtype=torch.float32)
     assert main(["--model", str(path), "--data", str(data.prefix), "--ctx_len", "8", "--data_type", "sft",
                  "--device", "cpu"]) == 0
     out = capsys.readouterr().out.strip().splitlines()

@@ -11,7 +11,7 @@ from src.data.chat import assistant_prompt
 from src.infer import Sampler, TextStream, generate_tokens, load_for_inference
 from src.infer.generate import main
 from src.model import RWKV6Config, load_rwkv6, save_rwkv6
-from src.model.init import init_rwkv6
+from src.model import init_model
 from src.peft import PeftConfig, apply_peft, read_adapter, save_adapter
 from src.peft.merge import merge_into_base
 from tests.helpers import rel_err
@@ -23,7 +23,7 @@ PROMPT = [6699, 304, 25740, 109, 39990]
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     path = tmp_path_factory.mktemp("gen") / "base.pth"
-    save_rwkv6(init_rwkv6(CONFIG, seed=21, nonzero=True), path, dtype=torch.float32)
+    save_rwkv6(init_model(CONFIG, seed=21, nonzero=True), path, dtype=torch.float32)
     return path
 
 

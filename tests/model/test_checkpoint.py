@@ -29,7 +29,7 @@ def corrupt(tmp_path, source, edit):
      "key blocks.1.ffn.key.weight has shape (512, 128) in the file, the model expects (448, 128)"),
     (lambda sd: sd.update({"blocks.0.att.time_decay": [1.0]}),
      "key blocks.0.att.time_decay holds a list, not a tensor"),
-    (lambda sd: sd.pop("blocks.0.att.time_faaaa"), "not an RWKV6 checkpoint, missing key(s) ['blocks.0.att.time_faaaa']"),
+    (lambda sd: sd.pop("blocks.0.att.time_faaaa"), "not an RWKV-6 checkpoint, missing key(s) ['blocks.0.att.time_faaaa']"),
 ])
 def test_strict_loading_names_the_key_and_shapes(tmp_path, tiny_fp32_checkpoint, edit, message):
     path = corrupt(tmp_path, tiny_fp32_checkpoint, edit)
@@ -65,7 +65,7 @@ def test_missing_and_corrupt_files(tmp_path, tiny_fp32_checkpoint):
         load_rwkv6(bad)
     rwkv7 = tmp_path / "rwkv7.pth"
     torch.save({"emb.weight": torch.zeros(10, 64), "blocks.0.att.x_r": torch.zeros(1, 1, 64)}, rwkv7)
-    with pytest.raises(ValueError, match="looks like an RWKV7 checkpoint"):
+    with pytest.raises(ValueError, match=r"is an RWKV-7 \(x070\) model, not RWKV-6 \(x060\): load it with load_model"):
         load_rwkv6(rwkv7)
 
 

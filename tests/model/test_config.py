@@ -5,7 +5,7 @@ import json
 import pytest
 
 from src.model import RWKV6Config, preset_names, resolve_config
-from src.model.init import init_rwkv6_state_dict
+from src.model import init_state_dict
 
 # The sizes the foundation issue spells out: (n_layer, n_embd, dim_ffn).
 ISSUE_SIZES = {"0.1b": (12, 768, 2688), "0.4b": (24, 1024, 3584), "1.6b": (24, 2048, 7168),
@@ -38,7 +38,7 @@ def test_defaults_follow_rwkv_lm():
 @pytest.mark.parametrize("d_mix,d_decay", [(32, 64), (64, 128)])
 def test_config_is_inferred_from_a_state_dict(d_mix, d_decay):
     c = RWKV6Config(n_layer=3, n_embd=128, vocab_size=333, dim_ffn=256, d_mix_lora=d_mix, d_decay_lora=d_decay)
-    sd = init_rwkv6_state_dict(c)
+    sd = init_state_dict(c)
     assert RWKV6Config.from_state_dict(sd) == c
     assert RWKV6Config.from_state_dict(sd, grad_cp=True).grad_cp
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.model import RWKV6Config
-from src.model.init import init_rwkv6_state_dict, main
+from src.model.init import init_state_dict, main
 from src.model import load_rwkv6
 from src.utils.atomic import umask
 
@@ -15,7 +15,7 @@ CONFIG = RWKV6Config(n_layer=3, n_embd=128, vocab_size=1000, dim_ffn=256)
 
 @pytest.fixture(scope="module")
 def sd():
-    return init_rwkv6_state_dict(CONFIG, seed=0, dtype=torch.float32)
+    return init_state_dict(CONFIG, seed=0, dtype=torch.float32)
 
 
 def test_time_parameters_follow_rwkv_lm(sd):
@@ -56,16 +56,16 @@ def test_matrices_follow_rwkv_lm(sd):
 
 
 def test_nonzero_fills_only_the_zero_tensors(sd):
-    nz = init_rwkv6_state_dict(CONFIG, seed=0, dtype=torch.float32, nonzero=True)
+    nz = init_state_dict(CONFIG, seed=0, dtype=torch.float32, nonzero=True)
     assert nz["blocks.0.att.output.weight"].abs().sum() > 0
     assert nz["blocks.0.att.time_decay_w1"].abs().sum() > 0
     assert torch.equal(nz["blocks.1.att.time_decay"], sd["blocks.1.att.time_decay"])
 
 
 def test_seeded():
-    a = init_rwkv6_state_dict(CONFIG, seed=1)
-    b = init_rwkv6_state_dict(CONFIG, seed=1)
-    c = init_rwkv6_state_dict(CONFIG, seed=2)
+    a = init_state_dict(CONFIG, seed=1)
+    b = init_state_dict(CONFIG, seed=1)
+    c = init_state_dict(CONFIG, seed=2)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["head.weight"], c["head.weight"])
     assert {v.dtype for v in a.values()} == {torch.bfloat16}

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from src.model import RWKV6Config, load_rwkv6, parameter_shapes, save_rwkv6
-from src.model.init import init_rwkv6
+from src.model import init_model
 from tests.helpers import assert_matches_the_oracle, random_checkpoint, rel_err
 
 
@@ -24,7 +24,7 @@ def rwkv_pip_logits(path, tokens):
                  marks=pytest.mark.slow, id="7b-style-64-128"),                          # 7B/14B-style LoRA widths
 ], ids=["tiny-32-64", "7b-style-64-128"])
 def test_logits_match_the_rwkv_pip_package(tmp_path, config):
-    path, tokens = random_checkpoint(tmp_path, config, init_rwkv6, save_rwkv6, n_tokens=50)
+    path, tokens = random_checkpoint(tmp_path, config, init_model, save_rwkv6, n_tokens=50)
     assert_matches_the_oracle(load_rwkv6(path), tokens, rwkv_pip_logits(path, tokens.tolist()))
 
 
@@ -49,7 +49,7 @@ def test_gradient_checkpointing_gives_the_same_gradients_and_saves_less():
     idx = torch.randint(0, 100, (2, 40), generator=torch.Generator().manual_seed(0))
     results = {}
     for grad_cp in (False, True):
-        model = init_rwkv6(config.replace(grad_cp=grad_cp), seed=5, nonzero=True).train()
+        model = init_model(config.replace(grad_cp=grad_cp), seed=5, nonzero=True).train()
         model.emb.weight.requires_grad_(False)      # frozen embeddings: no input of block 0 needs a grad
         saved = []
 
@@ -69,12 +69,12 @@ def test_gradient_checkpointing_gives_the_same_gradients_and_saves_less():
 
 
 def test_two_differently_configured_models_coexist(tiny_fp32_checkpoint, monkeypatch):
-    import src.model.rwkv6 as model_module
+    import src.model.rwkv6.network as model_module
     calls = []
     real = model_module.wkv6
     monkeypatch.setattr(model_module, "wkv6", lambda *a, **kw: calls.append(kw["backend"]) or real(*a, **kw))
     a = load_rwkv6(tiny_fp32_checkpoint, wkv_backend="naive")
-    b = init_rwkv6(RWKV6Config(n_layer=1, n_embd=192, vocab_size=300, wkv_backend="chunked"), nonzero=True)
+    b = init_model(RWKV6Config(n_layer=1, n_embd=192, vocab_size=300, wkv_backend="chunked"), nonzero=True)
     idx = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
         la, lb = a(idx), b(idx)

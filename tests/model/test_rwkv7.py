@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from src.model import RWKV7, RWKV7Config, RWKVState, load_model, load_rwkv6, load_rwkv7, save_rwkv7
-from src.model.init import init_rwkv7
+from src.model import init_model
 from tests.helpers import assert_matches_the_oracle, random_checkpoint, rel_err
 
 SMALL = RWKV7Config(n_layer=2, n_embd=128, vocab_size=300)
@@ -43,7 +43,7 @@ def pip_logits(path, tokens, state_file=None):
                              d_gate_lora=160), marks=pytest.mark.slow, id="wider-loras"),
 ], ids=["small", "wider-loras"])
 def test_logits_match_the_rwkv_pip_package(tmp_path, config):
-    path, tokens = random_checkpoint(tmp_path, config, init_rwkv7, save_rwkv7, n_tokens=24)
+    path, tokens = random_checkpoint(tmp_path, config, init_model, save_rwkv7, n_tokens=24)
     model = load_rwkv7(path)
     assert model.config == config                      # every width read from the file
     assert_matches_the_oracle(model, tokens, pip_logits(path, tokens.tolist()))
@@ -51,9 +51,9 @@ def test_logits_match_the_rwkv_pip_package(tmp_path, config):
 
 def test_loading_is_strict_and_the_family_comes_from_the_keys(tmp_path):
     path = tmp_path / "v7.pth"
-    save_rwkv7(init_rwkv7(SMALL, seed=1), path, dtype=torch.float32)
+    save_rwkv7(init_model(SMALL, seed=1), path, dtype=torch.float32)
     assert isinstance(load_model(path), RWKV7)
-    with pytest.raises(ValueError, match="this looks like an RWKV7 checkpoint"):
+    with pytest.raises(ValueError, match=r"is an RWKV-7 \(x070\) model, not RWKV-6 \(x060\): load it with load_model"):
         load_rwkv6(path)
     sd = torch.load(path, weights_only=True)
     del sd["blocks.1.att.k_a"]
@@ -63,7 +63,7 @@ def test_loading_is_strict_and_the_family_comes_from_the_keys(tmp_path):
 
 
 def test_pieces_with_the_state_carried_equal_the_whole_sequence():
-    model = init_rwkv7(SMALL.replace(grad_cp=True), seed=2, nonzero=True).train()
+    model = init_model(SMALL.replace(grad_cp=True), seed=2, nonzero=True).train()
     idx = torch.randint(0, SMALL.vocab_size, (2, 23), generator=torch.Generator().manual_seed(0))
     whole, end = model(idx, return_state=True)
     state, pieces = None, []
@@ -80,7 +80,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     idx = torch.randint(0, SMALL.vocab_size, (2, 17), generator=torch.Generator().manual_seed(0))
     grads = []
     for grad_cp in (False, True):
-        model = init_rwkv7(SMALL.replace(grad_cp=grad_cp), seed=2, nonzero=True).train()
+        model = init_model(SMALL.replace(grad_cp=grad_cp), seed=2, nonzero=True).train()
         torch.nn.functional.cross_entropy(model(idx[:, :-1]).flatten(0, 1), idx[:, 1:].flatten()).backward()
         grads.append({n: p.grad for n, p in model.named_parameters()})
     unused = {name for name, g in grads[0].items() if g is None}
@@ -95,7 +95,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 def test_state_files_in_rwkv7s_layout_give_the_rwkv_packages_logits(tmp_path):
     """RWKV7 state files hold the [value, key] state as it is (no transpose, unlike RWKV6's)."""
     path, state_path = tmp_path / "model.pth", tmp_path / "state.pth"
-    save_rwkv7(init_rwkv7(SMALL, seed=11, nonzero=True), path, dtype=torch.float32)
+    save_rwkv7(init_model(SMALL, seed=11, nonzero=True), path, dtype=torch.float32)
     g = torch.Generator().manual_seed(4)
     state = RWKVState.from_wkv([torch.randn(1, 2, 64, 64, generator=g) for _ in range(2)], 128, family="x070")
     state.save(state_path)
@@ -114,8 +114,8 @@ def test_the_cuda_kernels_source_runs_the_model():
     """RWKV7 on the WKV7 kernel's own source (cuda_emulated, bf16): the logits of the float64 reference
     model to bf16's precision, and pieces with the state carried equal the whole sequence."""
     idx = torch.randint(0, SMALL.vocab_size, (1, 19), generator=torch.Generator().manual_seed(0))
-    model = init_rwkv7(SMALL.replace(wkv_backend="cuda_emulated"), seed=2, nonzero=True).to(torch.bfloat16)
-    reference = init_rwkv7(SMALL.replace(wkv_backend="naive"), seed=2, nonzero=True).double()
+    model = init_model(SMALL.replace(wkv_backend="cuda_emulated"), seed=2, nonzero=True).to(torch.bfloat16)
+    reference = init_model(SMALL.replace(wkv_backend="naive"), seed=2, nonzero=True).double()
     with torch.no_grad():
         whole, end = model(idx, return_state=True)
         first, mid = model(idx[:, :7], return_state=True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from src.model import RWKV6Config, RWKVState, load_rwkv6, read_state_file, save_rwkv6
-from src.model.init import init_rwkv6
+from src.model import init_model
 from tests.helpers import rel_err
 
 CONFIG = RWKV6Config(n_layer=2, n_embd=128, vocab_size=300)
@@ -31,7 +31,7 @@ def in_pieces(model, idx, state=None):
 @pytest.mark.parametrize("backend", ["naive", "chunked"])
 @pytest.mark.parametrize("grad_cp", [False, True])
 def test_pieces_with_the_state_carried_equal_the_whole_sequence(backend, grad_cp):
-    model = init_rwkv6(CONFIG.replace(wkv_backend=backend, grad_cp=grad_cp), seed=1, nonzero=True).train()
+    model = init_model(CONFIG.replace(wkv_backend=backend, grad_cp=grad_cp), seed=1, nonzero=True).train()
     idx = torch.randint(0, CONFIG.vocab_size, (2, 37), generator=torch.Generator().manual_seed(0))
     start = random_state(CONFIG, batch=2)
     for initial in (None, start):
@@ -47,7 +47,7 @@ def test_pieces_with_the_state_carried_equal_the_whole_sequence(backend, grad_cp
 
 def test_gradients_flow_across_pieces():
     """The returned state carries the graph: a loss on the second piece reaches the first piece's inputs."""
-    model = init_rwkv6(CONFIG, seed=1, nonzero=True).double()
+    model = init_model(CONFIG, seed=1, nonzero=True).double()
     idx = torch.randint(0, CONFIG.vocab_size, (1, 20), generator=torch.Generator().manual_seed(0))
     grads = []
     for pieces in ([(0, 20)], [(0, 9), (9, 20)]):
@@ -65,19 +65,19 @@ def test_gradients_flow_across_pieces():
 
 def test_the_cuda_kernels_source_carries_the_state(monkeypatch):
     """cuda_emulated (the kernel's own source on the CPU, bf16) in pieces equals it whole."""
-    model = init_rwkv6(CONFIG.replace(wkv_backend="cuda_emulated"), seed=1, nonzero=True).to(torch.bfloat16)
+    model = init_model(CONFIG.replace(wkv_backend="cuda_emulated"), seed=1, nonzero=True).to(torch.bfloat16)
     idx = torch.randint(0, CONFIG.vocab_size, (1, 37), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         whole, end = model(idx, return_state=True)
         pieces, end_pieces = in_pieces(model, idx)
-        reference = init_rwkv6(CONFIG.replace(wkv_backend="naive"), seed=1, nonzero=True).double()(idx)
+        reference = init_model(CONFIG.replace(wkv_backend="naive"), seed=1, nonzero=True).double()(idx)
     assert rel_err(pieces.double(), whole.double()) < 1e-2
     assert rel_err(end_pieces.wkv[1], end.wkv[1]) < 1e-2
     assert rel_err(whole.double(), reference) < 5e-2
 
 
 def test_a_state_that_does_not_fit_is_refused():
-    model = init_rwkv6(CONFIG, seed=1)
+    model = init_model(CONFIG, seed=1)
     idx = torch.zeros(2, 3, dtype=torch.long)
     with pytest.raises(ValueError, match="batch 1 in the state, 2 in the model"):
         model(idx, state=random_state(CONFIG, batch=1))
@@ -135,7 +135,7 @@ def test_the_rwkv_pip_package_given_our_state_file_gives_our_logits(tmp_path):
     """A random non-zero checkpoint and state: the package, handed the state file through the runtimes'
     transpose, gives our logits and our final state."""
     path, state_path = tmp_path / "model.pth", tmp_path / "state.pth"
-    save_rwkv6(init_rwkv6(CONFIG, seed=11, nonzero=True), path, dtype=torch.float32)
+    save_rwkv6(init_model(CONFIG, seed=11, nonzero=True), path, dtype=torch.float32)
     random_state(CONFIG, seed=4).save(state_path)
     tokens = torch.randint(0, CONFIG.vocab_size, (30,), generator=torch.Generator().manual_seed(0))
     model = load_rwkv6(path)
@@ -159,7 +159,7 @@ def test_the_rwkv_pip_package_given_our_state_file_gives_our_logits(tmp_path):
 def test_the_rwkv_pip_package_reads_the_state_inside_a_model_file(tmp_path):
     """The package's own way: time_state keys stored in the model file are its initial state."""
     path, state_path = tmp_path / "model.pth", tmp_path / "state.pth"
-    save_rwkv6(init_rwkv6(CONFIG, seed=11, nonzero=True), path, dtype=torch.float32)
+    save_rwkv6(init_model(CONFIG, seed=11, nonzero=True), path, dtype=torch.float32)
     random_state(CONFIG, seed=4).save(state_path)
     tokens = torch.randint(0, CONFIG.vocab_size, (30,), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from src.model import RWKV6Config
-from src.model.init import init_rwkv6
+from src.model import init_model
 from src.peft import (PeftConfig, adapter_state_dict, apply_peft, find_adapter, load_adapter, read_adapter,
                       save_adapter)
 from src.peft.adapter_io import read_any_adapter
@@ -53,7 +53,7 @@ def test_strict_loading_says_what_differs(tmp_path, base):
         load_adapter(apply_peft(copy.deepcopy(base), PeftConfig("bone", 16), verbose=False), tmp_path / "bat")
     with pytest.raises(ValueError, match="r 16 in the file, 32 in the model"):
         load_adapter(apply_peft(copy.deepcopy(base), PeftConfig("bat", 32), verbose=False), tmp_path / "bat")
-    other = init_rwkv6(RWKV6Config(n_layer=3, n_embd=128, vocab_size=300))
+    other = init_model(RWKV6Config(n_layer=3, n_embd=128, vocab_size=300))
     with pytest.raises(ValueError, match="trained on another base model: n_layer 2 in the adapter's base, 3 in this model"):
         load_adapter(other, tmp_path / "bat")
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from src.model import RWKV6Config
-from src.model.init import init_rwkv6
+from src.model import init_model
 from src.model import RWKV6
 from src.peft import (BatLinear, BoneLinear, LoraLinear, PeftConfig, adapter_layers, apply_peft, count_parameters,
                       merge_and_unload)
@@ -22,7 +22,7 @@ IDS = ["bone", "bat_out", "bat_in", "disha", "lora", "pissa"]
 
 @pytest.fixture(scope="module")
 def small_model():
-    return init_rwkv6(SMALL, seed=1, nonzero=True)
+    return init_model(SMALL, seed=1, nonzero=True)
 
 
 def tokens(n=12, vocab=300):

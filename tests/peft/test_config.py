@@ -7,7 +7,7 @@ from src.peft import DEFAULT_TARGETS, PeftConfig
 
 def test_defaults_and_round_trip():
     c = PeftConfig(method="bat", r=64, bat_index="in", train_parts=["time", "ln"])
-    assert c.targets == DEFAULT_TARGETS and c.train_parts == ("time", "ln")
+    assert c.targets is None and c.for_family("x060").targets == DEFAULT_TARGETS and c.train_parts == ("time", "ln")
     assert PeftConfig.from_dict(c.to_dict()) == c
     assert c.options() == {"r": 64, "bat_index": "in"}
     assert PeftConfig(method="lora", r=8).options() == {"r": 8, "alpha": 8.0}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from src.model import RWKV6Config
-from src.model.init import init_rwkv6
+from src.model import init_model
 from src.peft.merge import main
 from src.model import load_rwkv6, save_rwkv6
 from src.peft import PeftConfig, adapter_layers, adapter_state_dict, apply_peft, save_adapter
@@ -25,7 +25,7 @@ TOKENS = torch.randint(0, 300, (1, 24), generator=torch.Generator().manual_seed(
 
 def make_run(tmp_path, method, base_dtype=torch.float32):
     """A base .pth and a trained-looking adapter directory for it; returns (base, adapter dir, adapter model)."""
-    base_model = init_rwkv6(SMALL, seed=2, nonzero=True)
+    base_model = init_model(SMALL, seed=2, nonzero=True)
     base_path = save_rwkv6(base_model, tmp_path / "base.pth", dtype=base_dtype)
     model = apply_peft(load_rwkv6(base_path), METHODS[method], verbose=False)
     randomize_adapters(model, seed=1)
@@ -127,7 +127,7 @@ def test_existing_output_needs_overwrite(tmp_path, capsys):
 
 def test_mismatched_adapter_is_refused_with_layer_and_shapes(tmp_path, capsys):
     base, out_dir, _ = make_run(tmp_path, "bone")
-    other = save_rwkv6(init_rwkv6(RWKV6Config(n_layer=2, n_embd=192, vocab_size=300)), tmp_path / "other.pth")
+    other = save_rwkv6(init_model(RWKV6Config(n_layer=2, n_embd=192, vocab_size=300)), tmp_path / "other.pth")
     assert main(["--base", str(other), "--bone", str(out_dir), "--output", str(tmp_path / "m.pth")]) == 2
     assert "trained on another base model" in capsys.readouterr().err and not (tmp_path / "m.pth").exists()
     # an RWKV-PEFT file (no recorded base) that does not fit: the layer and both shapes are named

@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from src.model import RWKV6Config, load_rwkv6, save_rwkv6
-from src.model.init import init_rwkv6
+from src.model import init_model
 from src.peft import (ADAPTER_CLASSES, METHODS, AdapterLinear, PeftConfig, adapter_class, apply_peft, load_adapter,
                       read_adapter, save_adapter)
 from src.peft.layer import wide
@@ -52,7 +52,7 @@ def test_a_new_method_is_one_class_and_one_entry(monkeypatch, tmp_path):
     config = PeftConfig("rowscale", 1)
     assert config.options() == {}
     base_path = tmp_path / "base.pth"
-    save_rwkv6(init_rwkv6(RWKV6Config(n_layer=2, n_embd=128, vocab_size=300), seed=1, nonzero=True), base_path,
+    save_rwkv6(init_model(RWKV6Config(n_layer=2, n_embd=128, vocab_size=300), seed=1, nonzero=True), base_path,
                dtype=torch.float32)
     model = apply_peft(load_rwkv6(base_path), config, verbose=False)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 2 * (6 * 128 + 448 + 128)
@@ -63,7 +63,7 @@ def test_a_new_method_is_one_class_and_one_entry(monkeypatch, tmp_path):
     with torch.no_grad():
         expected = model(tokens)
     save_adapter(model, None, tmp_path / "adapter", step=1)
-    assert read_adapter(tmp_path / "adapter").config == config
+    assert read_adapter(tmp_path / "adapter").config == config.for_family(model) == model.peft_config
     with torch.no_grad():
         loaded = load_adapter(load_rwkv6(base_path), tmp_path / "adapter")(tokens)
         merge_into_base(base_path, read_adapter(tmp_path / "adapter"), tmp_path / "merged.pth")

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from src.model import RWKV6Config, RWKVState, load_rwkv6, save_rwkv6
-from src.model.init import init_rwkv6
+from src.model import init_model
 from src.model.state import file_layout
 from src.peft import PeftConfig, apply_peft, load_adapter, merge_and_unload, read_adapter, save_adapter
 from src.peft.merge import check_merge, merge_into_base
@@ -25,7 +25,7 @@ def random_states(model, seed=1, scale=0.5):
 
 
 def test_only_the_initial_states_train_and_start_at_zero():
-    base = init_rwkv6(CONFIG, seed=1, nonzero=True)
+    base = init_model(CONFIG, seed=1, nonzero=True)
     expected = base(IDX)
     model = apply_peft(base, PeftConfig("state"), verbose=False)
     trainable = {n: tuple(p.shape) for n, p in model.named_parameters() if p.requires_grad}
@@ -39,7 +39,7 @@ def test_only_the_initial_states_train_and_start_at_zero():
 def test_the_tuned_state_is_the_state_file_and_its_gradient_is_the_wkv_states():
     """time_state is stored [value, key]: the model starts from its transpose, and its gradient is the
     transposed gradient of an explicit initial WKV state (float64)."""
-    model = apply_peft(init_rwkv6(CONFIG, seed=1, nonzero=True).double(), PeftConfig("state"), verbose=False)
+    model = apply_peft(init_model(CONFIG, seed=1, nonzero=True).double(), PeftConfig("state"), verbose=False)
     random_states(model)
     logits = model(IDX)
     explicit = RWKVState.from_wkv([file_layout(b.att.time_state.detach())[None].expand(2, -1, -1, -1).clone()
@@ -53,7 +53,7 @@ def test_the_tuned_state_is_the_state_file_and_its_gradient_is_the_wkv_states():
 
 
 def test_saving_writes_a_state_file_that_gives_the_models_logits(tmp_path):
-    model = apply_peft(init_rwkv6(CONFIG, seed=1, nonzero=True), PeftConfig("bone", 16, train_state=True),
+    model = apply_peft(init_model(CONFIG, seed=1, nonzero=True), PeftConfig("bone", 16, train_state=True),
                        verbose=False)
     random_states(model)
     save_adapter(model, None, tmp_path / "adapter")
@@ -62,7 +62,7 @@ def test_saving_writes_a_state_file_that_gives_the_models_logits(tmp_path):
     plain = merge_and_unload(model)                             # the tuned states are not weights: removed
     assert not any("time_state" in n for n, _ in plain.named_parameters())
     with torch.no_grad():
-        tuned = apply_peft(init_rwkv6(CONFIG, seed=1, nonzero=True), PeftConfig("bone", 16, train_state=True),
+        tuned = apply_peft(init_model(CONFIG, seed=1, nonzero=True), PeftConfig("bone", 16, train_state=True),
                            verbose=False)
         load_adapter(tuned, read_adapter(tmp_path / "adapter"))
         assert rel_err(plain(IDX[:1], state=state), tuned(IDX[:1])) < 1e-5
@@ -70,7 +70,7 @@ def test_saving_writes_a_state_file_that_gives_the_models_logits(tmp_path):
 
 def test_merge_leaves_the_state_to_its_file(tmp_path, capsys):
     base = tmp_path / "base.pth"
-    save_rwkv6(init_rwkv6(CONFIG, seed=1, nonzero=True), base, dtype=torch.float32)
+    save_rwkv6(init_model(CONFIG, seed=1, nonzero=True), base, dtype=torch.float32)
     model = apply_peft(load_rwkv6(base), PeftConfig("bone", 16, train_state=True), verbose=False)
     random_states(model)
     with torch.no_grad():
@@ -91,10 +91,10 @@ def test_load_time_state_starts_from_a_file(tmp_path):
     g = torch.Generator().manual_seed(3)
     wkv = [torch.randn(1, 2, 64, 64, generator=g) for _ in range(2)]
     RWKVState.from_wkv(wkv, CONFIG.n_embd).save(tmp_path / "s.pth")
-    model = apply_peft(init_rwkv6(CONFIG, seed=1), PeftConfig("state"), verbose=False)
+    model = apply_peft(init_model(CONFIG, seed=1), PeftConfig("state"), verbose=False)
     load_time_state(model, tmp_path / "s.pth")
     assert torch.equal(file_layout(model.blocks[1].att.time_state), wkv[1][0])
-    plain = init_rwkv6(CONFIG, seed=1)
+    plain = init_model(CONFIG, seed=1)
     with pytest.raises(ValueError, match="the model has no tuned state"):
         load_time_state(plain, tmp_path / "s.pth")
 
@@ -119,5 +119,5 @@ def test_rwkv_peft_files_with_a_state_read_as_train_state(tmp_path):
     adapter = read_rwkv_peft_adapter(tmp_path / "rwkv-3.pth", "lora", lora_alpha=16)
     assert adapter.config.train_state and adapter.config.train_parts == ()
     assert sorted(adapter.state_tensors()) == ["blocks.0.att.time_state", "blocks.1.att.time_state"]
-    model = load_adapter(init_rwkv6(CONFIG, seed=1), adapter)
+    model = load_adapter(init_model(CONFIG, seed=1), adapter)
     assert model.blocks[1].att.time_state.shape == (2, 64, 64)

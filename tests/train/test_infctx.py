@@ -11,7 +11,7 @@ import torch
 from src.bench.held import HeldMemory
 from src.bench.infctx import boundary_bytes
 from src.model import RWKV6Config
-from src.model.init import init_rwkv6
+from src.model import init_rwkv6
 from src.peft import PeftConfig, apply_peft, read_adapter
 from src.train import config_from_values, run
 from src.train.infctx import sample_loss

@@ -6,9 +6,9 @@ import torch
 
 from src.infer import Sampler, generate_tokens, load_for_inference
 from src.model import RWKV7Config, load_rwkv7, save_rwkv7
-from src.model.init import init_rwkv7
+from src.model import init_rwkv7
 from src.peft import PeftConfig, apply_peft, load_adapter, read_adapter
-from src.peft.config import DEFAULT_TARGETS_X070
+from src.model import get_family
 from src.peft.merge import merge_into_base
 from src.train import config_from_values, run
 from src.train.infctx import sample_loss
@@ -17,6 +17,7 @@ from tests.model.test_rwkv7 import pip_logits
 from tests.train.test_trainer import flags, losses
 
 TINY = RWKV7Config.preset("tiny")
+DEFAULT_TARGETS_X070 = get_family("x070").default_targets
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import src.train.infctx as infctx_py
 import src.train.module as module_py
 import src.train.trainer as trainer_py
 from src.model import RWKV6Config
-from src.model.init import init_rwkv6
+from src.model import init_rwkv6
 from src.peft import PeftConfig, apply_peft, read_adapter
 from src.train import L2Wrap, config_from_values, lr_at, main, masked_cross_entropy, run, training_loss
 from src.utils.paths import REPO_ROOT as REPO

@@ -20,11 +20,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..wkv7 import wkv7
-from .base import RWKVBlock, RWKVModel
-from .config7 import RWKV7Config
-from .rwkv6 import LN_X_EPS, time_shift
-from .state import tuned_start
+from ...wkv7 import wkv7
+from ..base import LN_X_EPS, RWKVBlock, RWKVModel, time_shift
+from ..state import tuned_start
+from .config import RWKV7Config
 
 
 class TimeMix7(nn.Module):
@@ -102,8 +101,8 @@ class TimeMix7(nn.Module):
         else:
             v = v + (v_first - v) * torch.sigmoid(self.v0 + (xv @ self.v1) @ self.v2)
 
-        y, state = wkv7(r, w, k, v, -kk, kk * a, state=state, head_size=N,
-                        backend=config.wkv_backend)                 # (B, T, C)  S_t r_t; S_T
+        y, state = wkv7(r, w, k, v, -kk, kk * a, state=state, head_size=N, backend=config.wkv_backend,
+                        chunk_size=config.wkv_chunk_size)           # (B, T, C)  S_t r_t; S_T
         y = self.ln_x(y.reshape(B * T, C)).view(B, T, C)            # (B, T, C)  GroupNorm per head
         bonus = (r * k * self.r_k.view(1, 1, C)).view(B, T, H, N).sum(-1, keepdim=True)   # (B, T, H, 1)
         y = y + (bonus * v.view(B, T, H, N)).view(B, T, C)          # (B, T, C)  + (r . k r_k) v
@@ -147,7 +146,8 @@ class RWKV7(RWKVModel):
     """RWKV7: model(idx (B, T)) -> logits (B, T, V), or with state=..., return_state=True the state
     carried across calls (base.py; the WKV state here is [value, key]). Layer 0's values v_first
     pass from block to block within a step. Parameters are left uninitialised: load a checkpoint
-    (`load_rwkv7`) or initialise (`init_rwkv7`). Runtime options: grad_cp, wkv_backend."""
+    (`load_model`) or initialise (`src.model.init_model`). Runtime options: grad_cp, wkv_backend,
+    wkv_chunk_size."""
 
     carry_size = 1                          # v_first
 

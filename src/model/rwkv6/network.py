@@ -21,21 +21,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..wkv6 import wkv6
-from .base import RWKVBlock, RWKVModel
+from ...wkv6 import wkv6
+from ..base import LN_X_EPS, RWKVBlock, RWKVModel, time_shift
+from ..state import tuned_start
 from .config import RWKV6Config
-from .state import tuned_start
-
-LN_X_EPS = 64e-5        # RWKV-LM: 1e-5 * head_size_divisor ** 2, head_size_divisor = 8
-
-
-def time_shift(x: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, T, C) -> x_{t-1}: the previous token's features; at t = 0 `previous` (B, C), the last
-    token of the piece before (RWKVState's token shift), or zeros."""
-    if previous is None:
-        return F.pad(x, (0, 0, 1, -1))
-    return torch.cat([previous[:, None].to(x.dtype), x[:, :-1]], dim=1)
-
 
 class TimeMix(nn.Module):
     """RWKV_Tmix_x060: data-dependent token shift, data-dependent decay, WKV6, GroupNorm, gate.
@@ -160,7 +149,7 @@ class Block(RWKVBlock):
 class RWKV6(RWKVModel):
     """RWKV6: model(idx (B, T)) -> logits (B, T, V), or with state=..., return_state=True the state
     carried across calls (base.py). Parameters are left uninitialised: load a checkpoint
-    (`load_rwkv6`) or initialise (`src.model.init.init_rwkv6`). Runtime options: grad_cp,
+    (`load_model`) or initialise (`src.model.init_model`). Runtime options: grad_cp,
     wkv_backend, wkv_chunk_size."""
 
     def __init__(self, config: RWKV6Config):

@@ -1,4 +1,4 @@
-"""Random RWKV7 checkpoints with RWKV-LM's initialisation (RWKV-v7/train_temp/src/model.py, and the
+"""RWKV-7's initialisation, one tensor at a time: RWKV-LM's (RWKV-v7/train_temp/src/model.py, and the
 overrides of its generate_init_weight, which train.py applies when training from scratch).
 
 With r0 = layer / (n_layer - 1), r1 = 1 - layer / n_layer, d[c] = c / C, lin[c] = c / (C - 1) - 0.5
@@ -12,8 +12,8 @@ and zig[c] = z |z| where z = ((c mod N) - (N - 1) / 2) / ((N - 1) / 2):
   att.output, ffn.value = 0;  ffn.x_k = 1 - d^(r1^4);  att.ln_x.weight = ((layer + 1) / n_layer)^0.7
   other LayerNorms 1 / 0;  emb ~ U(+-1e-4);  head orthogonal, gain 0.5 sqrt(V / C) (V > C)
 `nonzero=True` also fills every tensor set to zero with small random values, so that every path
-of the network carries signal (what a test of the model's arithmetic needs). init.py builds whole
-models from these rules (init_rwkv7).
+of the network carries signal (what a test of the model's arithmetic needs). src/model/init.py builds
+whole models from these rules (init_model).
 """
 
 from __future__ import annotations
@@ -23,19 +23,18 @@ import math
 import torch
 import torch.nn as nn
 
-from .config7 import RWKV7Config
-from .init import checked, shared_rule
+from ..init import checked, layer_ratios, shared_rule
+from .config import RWKV7Config
 
 ZERO_AT_INIT = ("att.w1", "att.a1", "att.v1", "att.g1", "att.output.weight", "ffn.value.weight")
 
 
-def init_tensor7(name: str, shape: torch.Size, config: RWKV7Config, gen: torch.Generator,
+def init_tensor(name: str, shape: torch.Size, config: RWKV7Config, gen: torch.Generator,
                  nonzero: bool = False) -> torch.Tensor:
-    """The fp32 initial value of one RWKV7 parameter (see the module docstring)."""
+    """The fp32 initial value of one RWKV-7 parameter (see the module docstring)."""
     C, L, N = config.n_embd, config.n_layer, config.head_size
     layer = int(name.split(".")[1]) if name.startswith("blocks.") else 0
-    r0 = layer / (L - 1) if L > 1 else 0.0
-    r1 = 1.0 - layer / L
+    r0, r1 = layer_ratios(layer, L)
     c = torch.arange(C, dtype=torch.float64)
     d = (c / C).view(1, 1, C)
     lin = (c / max(C - 1, 1) - 0.5).view(1, 1, C)
