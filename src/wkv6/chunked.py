@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .naive import compute_dtype
+from ..wkv.dtypes import compute_dtype
 
 
 def exclusive_cumsum(a: torch.Tensor) -> torch.Tensor:

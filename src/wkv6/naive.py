@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import torch
 
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Half-precision inputs are computed in float32; float32/float64 as they are."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+from ..wkv.dtypes import compute_dtype
 
 
 def wkv6_naive(r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, u: torch.Tensor,

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import torch
 
-from .naive import compute_dtype
+from ..wkv.dtypes import compute_dtype
+from ..wkv.inputs import DEFAULT_HEAD_SIZE
 
 
 def wkv7_chunked(r: torch.Tensor, w: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor,
-                 b: torch.Tensor, head_size: int = 64, state: torch.Tensor | None = None,
+                 b: torch.Tensor, state: torch.Tensor | None = None, head_size: int = DEFAULT_HEAD_SIZE,
                  chunk_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """As wkv7_naive (same arguments and results), computed a chunk of `chunk_size` steps at a time."""
     B, T, C = r.shape

@@ -1,32 +1,22 @@
-"""Our WKV7 CUDA kernel (cuda/wkv7_cuda.cu + cuda/wkv7_op.cpp): built on first use, its autograd function.
+"""Our WKV7 CUDA kernel (cuda/wkv7_cuda.cu + cuda/wkv7_op.cpp): its autograd function, backend "cuda".
 
-The extension is compiled with ninja into torch's extension cache, once per head size.
-`WKV7KernelFunction` is the kernel's autograd function, on a GPU here and on the CPU for
-cuda_emulated.py (the same kernel source compiled for the host). The forward keeps the state
-every 16 steps only when a backward will follow; the backward recomputes the rest from them.
+The extension is built on first use, once per head size (src/wkv/build.py). `WKV7KernelFunction`
+is the kernel's autograd function, on a GPU here and on the CPU for cuda_emulated.py (the same
+kernel source compiled for the host). The forward keeps the state every 16 steps only when a
+backward will follow; the backward recomputes the rest from them.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
-from ..utils.cuda_build import build_cuda_extension
-from ..utils.paths import CUDA_SOURCES as CUDA_DIR
-from ..wkv6.cuda import current_stream
+from ..wkv.build import KernelSource, load_extension
+from ..wkv.dtypes import kernel_cotangents, kernel_state
+from ..wkv.launch import current_stream, kernel_device
 
-SOURCES = (CUDA_DIR / "wkv7_op.cpp", CUDA_DIR / "wkv7_cuda.cu")
+KERNEL = KernelSource("wkv7")
 
-_built: dict[int, object] = {}   # head size -> loaded extension module
-
-
-def load_kernel(head_size: int, build_directory: str | None = None, verbose: bool = False):
-    """Compile (first call) or load the extension for this head size."""
-    if head_size not in _built:
-        _built[head_size] = build_cuda_extension(f"rwkv7_wkv7_n{head_size}", SOURCES, head_size, build_directory,
-                                                 verbose)
-    return _built[head_size]
+__all__ = ["KERNEL", "WKV7KernelFunction", "run_kernel", "wkv7_cuda"]
 
 
 class WKV7KernelFunction(torch.autograd.Function):
@@ -47,24 +37,21 @@ class WKV7KernelFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy, g_final_state):
         r, w, k, v, a, b, states = ctx.saved_tensors
-        gy = torch.zeros_like(r) if gy is None else gy.to(torch.bfloat16).contiguous()
-        if g_final_state is not None:
-            g_final_state = g_final_state.float().contiguous()
-        with torch.cuda.device(r.device) if r.is_cuda else contextlib.nullcontext():
+        gy, g_final_state = kernel_cotangents(gy, g_final_state, like=r)
+        with kernel_device(r.device):
             *grads, g_state = ctx.kernel.backward(r, w, k, v, a, b, states, gy, g_final_state,
                                                   current_stream(r.device))
         return (*grads, g_state if ctx.has_state else None, None)
 
 
 def run_kernel(kernel, r, w, k, v, a, b, state) -> tuple[torch.Tensor, torch.Tensor]:
-    """bf16 r, w, k, v, a, b in, bf16 y out; the states in fp32."""
+    """bf16 r, w, k, v, a, b in, bf16 y out; the states in fp32. Runs with r's device current (a GPU's;
+    nothing on the CPU)."""
     r, w, k, v, a, b = (x.contiguous() for x in (r, w, k, v, a, b))
-    s32 = None if state is None else state.float().contiguous()
-    return WKV7KernelFunction.apply(r, w, k, v, a, b, s32, kernel)
+    with kernel_device(r.device):
+        return WKV7KernelFunction.apply(r, w, k, v, a, b, kernel_state(state), kernel)
 
 
-def wkv7_cuda(r, w, k, v, a, b, state=None, head_size: int = 64,
-              build_directory: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def wkv7_cuda(r, w, k, v, a, b, state, head_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The kernel on the GPU of r."""
-    with torch.cuda.device(r.device):
-        return run_kernel(load_kernel(head_size, build_directory=build_directory), r, w, k, v, a, b, state)
+    return run_kernel(load_extension(KERNEL, head_size), r, w, k, v, a, b, state)

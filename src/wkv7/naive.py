@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import torch
 
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Half-precision inputs are computed in float32; float32/float64 as they are."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+from ..wkv.dtypes import compute_dtype
+from ..wkv.inputs import DEFAULT_HEAD_SIZE
 
 
 def wkv7_naive(r: torch.Tensor, w: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor,
-               b: torch.Tensor, head_size: int = 64,
-               state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               b: torch.Tensor, state: torch.Tensor | None = None,
+               head_size: int = DEFAULT_HEAD_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
     """r, w, k, v, a, b: (B, T, C) with C = H * head_size; w raw (per-step decay exp(-exp(w)));
     state: (B, H, N, N) [value, key] or None.
 

@@ -51,3 +51,14 @@ def test_bad_input_is_a_clear_value_error(change, message):
     with pytest.raises(ValueError) as e:
         wkv6(**args)
     assert message in str(e.value)
+
+
+def test_head_size_is_read_off_u_or_given_in_agreement_with_it():
+    r, k, v, w, u, state = wkv_inputs(1, 4, 4, N=16)
+    y, s = wkv6(r, k, v, w, u, state)
+    y16, s16 = wkv6(r, k, v, w, u, state, head_size=16)
+    assert torch.equal(y, y16) and torch.equal(s, s16)
+    with pytest.raises(ValueError, match=r"u has shape \(4, 16\), expected \(H, N\) = \(2, 32\) for head_size = 32"):
+        wkv6(r, k, v, w, u, state, head_size=32)
+    with pytest.raises(ValueError, match="C = 64 is not a multiple of head_size = 24"):
+        wkv6(r, k, v, w, u, state, head_size=24)

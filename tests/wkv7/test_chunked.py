@@ -47,3 +47,20 @@ def test_float32_and_bfloat16_inputs():
                         backend="chunked")
         assert y.dtype == dtype and final.dtype == torch.float32
         assert rel_err(y, reference) < limit
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 48])
+@pytest.mark.parametrize("with_state", [True, False])
+def test_a_non_default_chunk_size_reaches_the_chunked_backend_and_equals_naive(monkeypatch, chunk_size, with_state):
+    """wkv7(..., chunk_size=L): L steps per chunk (1, one that leaves a partial last chunk, one longer than T),
+    equal to the step-by-step recurrence in float64 on y, the final state and every gradient."""
+    import src.wkv7
+    from src.wkv7.chunked import wkv7_chunked
+    seen = []
+    monkeypatch.setattr(src.wkv7, "wkv7_chunked", lambda *a, **kw: seen.append(kw["chunk_size"]) or wkv7_chunked(*a, **kw))
+    r, w, k, v, a, b, state = inputs(B=2, T=29, H=2, N=8, seed=chunk_size)
+    expected = run("naive", (r, w, k, v, a, b), state if with_state else None)
+    actual = run("chunked", (r, w, k, v, a, b), state if with_state else None, chunk_size)
+    assert seen == [chunk_size]
+    for x, e in zip(actual, expected):
+        assert x.dtype == torch.float64 and rel_err(x, e) < 1e-10

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import torch
 
-from src.utils.cuda_build import nvcc_flags
+from src.wkv.build import nvcc_flags
 from src.utils.paths import CUDA_SOURCES
 from src.wkv7 import wkv7
 from tests.helpers import rel_err

@@ -1,6 +1,8 @@
 """src/wkv7: the step-by-step recurrence against the state update written as matrices (the `rwkv`
 package's form), its gradients against finite differences, the initial state in and out, bad input."""
 
+import re
+
 import pytest
 import torch
 
@@ -67,9 +69,13 @@ def test_pieces_with_the_state_carried_and_empty_input():
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda x: {**x, "k": x["k"][:, :3]}, "k is"),
-    (lambda x: {**x, "state": x["state"][:, :1]}, "state is"),
-    (lambda x: {**x, "head_size": 3}, "not a multiple of head_size"),
+    (lambda x: {**x, "k": x["k"][:, :3]}, re.escape("k has shape (2, 3, 8), expected (B, T, C) = (2, 7, 8)")),
+    (lambda x: {**x, "state": x["state"][:, :1]},
+     re.escape("state has shape (2, 1, 4, 4), expected (B, H, N, N) = (2, 2, 4, 4)")),
+    (lambda x: {**x, "head_size": 3}, "C = 8 is not a multiple of head_size = 3"),
+    (lambda x: {**x, "head_size": 2}, re.escape("state has shape (2, 2, 4, 4), expected (B, H, N, N) = (2, 4, 2, 2)")),
+    (lambda x: {**x, "a": x["a"].float()}, "a has dtype torch.float32, expected torch.float64 like r"),
+    (lambda x: {**x, "chunk_size": 0}, "chunk_size must be a positive int, got 0"),
     (lambda x: {**x, "backend": "fast"}, "backend must be one of"),
 ])
 def test_bad_input(change, message):
