@@ -1,4 +1,4 @@
-"""Loss and perplexity of an RWKV6 model (base, merged, or base + adapter / state) on binidx data: python eval.py --help"""
+"""Loss and perplexity of an RWKV-6 or RWKV-7 model (base, merged, or base + adapter / state) on binidx data: python eval.py --help"""
 
 if __name__ == "__main__":
     from src.entry import run

@@ -1,4 +1,4 @@
-"""Generate text with an RWKV6 model (base, merged, or base + adapter / state): python generate.py --help"""
+"""Generate text with an RWKV-6 or RWKV-7 model (base, merged, or base + adapter / state): python generate.py --help"""
 
 if __name__ == "__main__":
     from src.entry import run

@@ -1,7 +1,8 @@
-"""Text generation: the prompt in one parallel pass, then one token at a time with the state (RNN mode).
+"""Text generation with a model of any family: the prompt in one parallel pass, then one token at a time
+with the state (RNN mode).
 
     python generate.py --model rwkv6-3b.pth --adapter out/bone --prompt "The Eiffel tower is in" --temperature 0
-    python generate.py --model rwkv6-3b.pth --chat                 # User: / Assistant: turns, state kept
+    python generate.py --model rwkv7-g1-1.5b.pth --chat            # User: / Assistant: turns, state kept
 
 Stdout carries only the generated text, streamed as it comes (whole UTF-8 characters); everything
 else goes to stderr. Generation stops after --max_tokens, at the end-of-document token 0, or
@@ -23,6 +24,7 @@ import torch
 
 from ..data.chat import END_OF_TURN, assistant_prompt
 from ..model import RWKVState
+from ..peft.rwkv_peft import RWKV_PEFT_METHODS
 from ..utils.cli import run_command
 from .load import load_for_inference
 from .sampling import Sampler
@@ -103,11 +105,12 @@ class TextStream:
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """--model, --adapter (and what an RWKV-PEFT file needs), --state, --device: shared with eval.py."""
-    p.add_argument("--model", required=True, metavar="PATH", help="an RWKV6 .pth: a base or a merged model (required)")
+    p.add_argument("--model", required=True, metavar="PATH",
+                   help="an RWKV .pth of any family (RWKV-6, RWKV-7): a base or a merged model (required)")
     p.add_argument("--adapter", metavar="PATH",
                    help="an adapter to apply without merging the file: a directory of ours (a run's proj_dir means "
                         "its newest checkpoint) or RWKV-PEFT's .pth / proj_dir (then --method) (default: none)")
-    p.add_argument("--method", choices=("bone", "bat", "lora", "pissa"),
+    p.add_argument("--method", choices=RWKV_PEFT_METHODS,
                    help="the method of an RWKV-PEFT adapter file, which does not record it (default: read from our "
                         "adapter_config.json)")
     p.add_argument("--lora_alpha", type=float, metavar="X", help="LoRA alpha of an RWKV-PEFT LoRA file (default: none)")

@@ -33,7 +33,7 @@ def load_for_inference(model_path: str | Path, adapter: str | Path | None = None
     if not Path(model_path).is_file():
         raise FileNotFoundError(f"--model {model_path} does not exist" + (" (it is a directory: give the .pth)"
                                                                           if Path(model_path).is_dir() else ""))
-    model = load_model(model_path, dtype=torch.float32)          # RWKV6 or RWKV7; merged in fp32, then cast
+    model = load_model(model_path, dtype=torch.float32)          # any family; merged in fp32, then cast
     if adapter is not None:
         load_adapter(model, read_any_adapter(adapter, method, lora_alpha=lora_alpha, pissa_init=pissa_init))
         for layer in adapter_layers(model).values():

@@ -1,4 +1,4 @@
-"""LoRA, and PiSSA as a LoRA initialisation.
+"""LoRA (LoraLinear), and PiSSA (PissaLinear): LoRA with another start.
 
 Trainable `lora_A`: (r, in), Kaiming-uniform; `lora_B`: (out, r), zeros; scale = alpha / r:
 
@@ -23,9 +23,6 @@ import torch.nn.functional as F
 
 from .layer import AdapterLinear, wide
 
-LORA_INITS = ("lora", "pissa")
-
-
 def randomized_svd(a: torch.Tensor, rank: int, niter: int = 4, oversample: int = 10,
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top-`rank` singular triplets of a (m, n) fp32 matrix: U (m, rank), S (rank,), Vh (rank, n).
@@ -48,36 +45,23 @@ class LoraLinear(AdapterLinear):
     uses = ("r", "alpha", "dropout")
 
     def __init__(self, base: nn.Linear, r: int, alpha: float | None = None, dropout: float = 0.0,
-                 init: str = "lora", niter: int = 4, generator: torch.Generator | None = None,
-                 init_weights: bool = True, name: str = ""):
+                 generator: torch.Generator | None = None, init_weights: bool = True, name: str = ""):
         super().__init__(base, name)
-        kind = "pissa" if init == "pissa" else "lora"                   # what the messages call it
         if not isinstance(r, int) or r <= 0:
-            raise ValueError(f"{kind}: r must be a positive integer, got {r!r} for {self.where()}")
+            raise ValueError(f"{self.method}: r must be a positive integer, got {r!r} for {self.where()}")
         if r > min(self.in_features, self.out_features):
-            raise ValueError(f"{kind}: r={r} exceeds min(in, out) = {min(self.in_features, self.out_features)} "
-                             f"of {self.where()}")
-        if init not in LORA_INITS:
-            raise ValueError(f"lora: init must be one of {LORA_INITS}, got {init!r}")
+            raise ValueError(f"{self.method}: r={r} exceeds min(in, out) = "
+                             f"{min(self.in_features, self.out_features)} of {self.where()}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{kind}: dropout must be in [0, 1), got {dropout}")
+            raise ValueError(f"{self.method}: dropout must be in [0, 1), got {dropout}")
         self.r = r
         self.alpha = float(alpha if alpha is not None else r)
         self.scale = self.alpha / r
-        self.init = init
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.lora_A = self.adapter_parameter(r, self.in_features)
         self.lora_B = self.adapter_parameter(self.out_features, r)
-        if init == "pissa":
-            self.method = "pissa"
-            self.file_tensors = PissaLinear.file_tensors
-            self.register_buffer("init_lora_A", torch.zeros_like(self.lora_A))
-            self.register_buffer("init_lora_B", torch.zeros_like(self.lora_B))
-        if init_weights and not self.weight.is_meta:      # else a loader fills A, B (and PiSSA's start)
-            if init == "lora":
-                nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5), generator=generator)
-            else:
-                self.pissa_init(niter=niter, generator=generator)
+        if init_weights and not self.weight.is_meta:      # else a loader fills A and B
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5), generator=generator)
 
     @classmethod
     def from_config(cls, base, config, name="", generator=None, init_weights=True) -> "LoraLinear":
@@ -87,6 +71,42 @@ class LoraLinear(AdapterLinear):
     @classmethod
     def option_values(cls, config) -> dict:
         return {"r": config.r, "alpha": config.alpha if config.alpha is not None else float(config.r)}
+
+    def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.lora_A.to(x.dtype), self.lora_B.to(x.dtype)
+        return F.linear(x, self.weight) + self.scale * F.linear(F.linear(self.dropout(x), a), b)   # (..., out)
+
+    def merge_update(self) -> torch.Tensor:
+        return self.scale * (wide(self.lora_B) @ wide(self.lora_A))
+
+    def delta_weight(self) -> torch.Tensor:
+        """ΔW = scale B A."""
+        return self.scale * (wide(self.lora_B) @ wide(self.lora_A))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, r={self.r}, alpha={self.alpha:g}"
+
+
+class PissaLinear(LoraLinear):
+    """LoRA started from the top-r singular triplets of W (see the module docstring); the held weight is
+    the residual, and its adapter file also holds the start, init_lora_A / init_lora_B."""
+
+    method = "pissa"
+    file_tensors = ("lora_A", "lora_B", "init_lora_A", "init_lora_B")
+    uses = ("r", "alpha", "dropout", "pissa_niter")
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float | None = None, dropout: float = 0.0, niter: int = 4,
+                 generator: torch.Generator | None = None, init_weights: bool = True, name: str = ""):
+        super().__init__(base, r, alpha=alpha, dropout=dropout, init_weights=False, name=name)
+        self.register_buffer("init_lora_A", torch.zeros_like(self.lora_A))
+        self.register_buffer("init_lora_B", torch.zeros_like(self.lora_B))
+        if init_weights and not self.weight.is_meta:      # else a loader fills A, B and the start
+            self.pissa_init(niter=niter, generator=generator)
+
+    @classmethod
+    def from_config(cls, base, config, name="", generator=None, init_weights=True) -> "PissaLinear":
+        return cls(base, config.r, alpha=config.alpha, dropout=config.dropout, niter=config.pissa_niter,
+                   generator=generator, init_weights=init_weights, name=name)
 
     @torch.no_grad()
     def pissa_init(self, niter: int = 4, generator: torch.Generator | None = None) -> None:
@@ -110,44 +130,10 @@ class LoraLinear(AdapterLinear):
 
     @torch.no_grad()
     def load_file_tensors(self, tensors) -> None:
-        """PiSSA's file holds its start (init_lora_A/B): the held weight becomes the residual first."""
-        if self.init == "pissa":
-            self.set_pissa_start(tensors["init_lora_A"], tensors["init_lora_B"])
+        """The file holds the start (init_lora_A/B): the held weight becomes the residual first."""
+        self.set_pissa_start(tensors["init_lora_A"], tensors["init_lora_B"])
         super().load_file_tensors(tensors)
 
-    def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.lora_A.to(x.dtype), self.lora_B.to(x.dtype)
-        return F.linear(x, self.weight) + self.scale * F.linear(F.linear(self.dropout(x), a), b)   # (..., out)
-
-    def merge_update(self) -> torch.Tensor:
-        return self.scale * (wide(self.lora_B) @ wide(self.lora_A))
-
     def delta_weight(self) -> torch.Tensor:
-        """ΔW relative to the original base weight: scale B A, and for PiSSA scale (B A - B0 A0)
-        (not relative to the residual held here)."""
-        delta = wide(self.lora_B) @ wide(self.lora_A)
-        if self.init == "pissa":
-            delta = delta - wide(self.init_lora_B) @ wide(self.init_lora_A)
-        return self.scale * delta
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, r={self.r}, alpha={self.alpha:g}, init={self.init!r}"
-
-
-class PissaLinear(LoraLinear):
-    """LoRA started from the top-r singular triplets of W (see the module docstring);
-    its adapter file also holds that start, init_lora_A / init_lora_B."""
-
-    method = "pissa"
-    file_tensors = ("lora_A", "lora_B", "init_lora_A", "init_lora_B")
-    uses = ("r", "alpha", "dropout", "pissa_niter")
-
-    def __init__(self, base: nn.Linear, r: int, alpha: float | None = None, dropout: float = 0.0, niter: int = 4,
-                 generator: torch.Generator | None = None, init_weights: bool = True, name: str = ""):
-        super().__init__(base, r, alpha=alpha, dropout=dropout, init="pissa", niter=niter, generator=generator,
-                         init_weights=init_weights, name=name)
-
-    @classmethod
-    def from_config(cls, base, config, name="", generator=None, init_weights=True) -> "PissaLinear":
-        return cls(base, config.r, alpha=config.alpha, dropout=config.dropout, niter=config.pissa_niter,
-                   generator=generator, init_weights=init_weights, name=name)
+        """ΔW relative to the original base weight, scale (B A - B0 A0) (not relative to the residual held)."""
+        return self.scale * (wide(self.lora_B) @ wide(self.lora_A) - wide(self.init_lora_B) @ wide(self.init_lora_A))

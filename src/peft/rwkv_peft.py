@@ -20,9 +20,8 @@ from .state import STATE_PARAMETER
 from ..utils.files import load_tensor_file
 
 
-def load_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
-    """A .pth holding a dict of tensors, or a one-line error naming it."""
-    return load_tensor_file(path, what)
+# The methods RWKV-PEFT writes files of (generate.py, eval.py and merge.py offer these for a bare .pth)
+RWKV_PEFT_METHODS = ("bone", "bat", "lora", "pissa")
 
 
 def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | None = None,
@@ -35,7 +34,7 @@ def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | No
     init_pissa.pth), scale 1 as RWKV-PEFT trains it. Other keys are train_parts tensors.
     """
     path = Path(path)
-    raw = load_tensors(path, "RWKV-PEFT adapter")
+    raw = load_tensor_file(path, "RWKV-PEFT adapter")
     tensors: dict[str, torch.Tensor] = {}
     ranks = set()
     found = set()
@@ -58,8 +57,8 @@ def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | No
         else:
             tensors[key] = value
     wanted = "lora" if method in ("lora", "pissa") else method
-    if method not in ("bone", "bat", "lora", "pissa"):
-        raise ValueError(f"RWKV-PEFT adapters are bone, bat, lora or pissa; got method {method!r}")
+    if method not in RWKV_PEFT_METHODS:
+        raise ValueError(f"RWKV-PEFT adapters are {', '.join(RWKV_PEFT_METHODS)}; got method {method!r}")
     if found != {wanted}:
         raise ValueError(f"{path}: holds {sorted(found) or 'no'} adapter tensors, expected {wanted} for --{method}")
     if len(ranks) != 1:
@@ -70,7 +69,7 @@ def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | No
     if method == "pissa":
         if pissa_init is None:
             raise ValueError(f"{path}: a PiSSA adapter needs RWKV-PEFT's init_pissa.pth (--pissa_init)")
-        init = load_tensors(Path(pissa_init), "RWKV-PEFT PiSSA start (--pissa_init)")
+        init = load_tensor_file(Path(pissa_init), "RWKV-PEFT PiSSA start (--pissa_init)")
         for key, value in init.items():
             if key.endswith(".init_lora_A") or key.endswith(".init_lora_B"):
                 tensors[key] = value

@@ -7,11 +7,11 @@ Every layer's time mix gets a parameter `time_state` (H, N, N), zero at the star
 state is where every sequence starts anyway, so the untrained model is unchanged), stored
 as RWKV-LM and RWKV-PEFT store it: [value, key], the layout of a state file (src/model/
 state.py), so the trained parameters *are* the state file. The model starts a sequence from
-it when no state is passed (rwkv6.TimeMix.forward); the gradient reaches it through the WKV
-operator's gradient of its initial state.
+it when no state is passed (each family's time mix turns it into its own layout: state.tuned_start);
+the gradient reaches it through the WKV operator's gradient of its initial state.
 
 Runtimes use the result without merging anything: ChatRWKV and the `rwkv` package read a
-state file (`blocks.{i}.att.time_state`, transposed to their [key, value] state), RWKV Runner
+state file (`blocks.{i}.att.time_state`; for RWKV-6 transposed to its [key, value] state), RWKV Runner
 and ai00 load it as a "state" beside the model, and `RWKVState.from_file` reads it here.
 """
 

@@ -4,18 +4,18 @@ import pytest
 import torch
 import torch.nn as nn
 
-from src.peft import LoraLinear
+from src.peft import LoraLinear, PissaLinear
 from src.peft.lora import randomized_svd
 from tests.peft.helpers import fast_vs_explicit, float64_layer
 
 SHAPES = [(64, 224), (224, 64), (64, 64), (72, 40)]
 
 
-@pytest.mark.parametrize("init", ["lora", "pissa"])
+@pytest.mark.parametrize("layer_class", [LoraLinear, PissaLinear], ids=["lora", "pissa"])
 @pytest.mark.parametrize("in_features,out_features", SHAPES)
-def test_fast_forward_equals_explicit_delta(init, in_features, out_features):
+def test_fast_forward_equals_explicit_delta(layer_class, in_features, out_features):
     # for PiSSA, W + ΔW with W the ORIGINAL weight: the layer holds the residual
-    layer, weight = float64_layer(lambda l: LoraLinear(l, 8, alpha=16, init=init), in_features, out_features)
+    layer, weight = float64_layer(lambda l: layer_class(l, 8, alpha=16), in_features, out_features)
     for err in fast_vs_explicit(layer, weight):
         assert err < 1e-12
 
@@ -32,7 +32,7 @@ def test_pissa_start_leaves_the_layer_unchanged():
     torch.manual_seed(0)
     linear = nn.Linear(96, 64, bias=False).double()
     original = linear.weight.detach().clone()
-    layer = LoraLinear(linear, 8, alpha=16, init="pissa", niter=6).double()
+    layer = PissaLinear(linear, 8, alpha=16, niter=6).double()
     x = torch.randn(5, 96, dtype=torch.float64)
     assert torch.allclose(layer(x), x @ original.T, atol=1e-12)
     assert layer.delta_weight().abs().max() < 1e-12
@@ -54,7 +54,7 @@ def test_randomized_svd_matches_exact_and_is_seeded():
 
 
 def test_pissa_merge_is_relative_to_the_original():
-    layer, original = float64_layer(lambda l: LoraLinear(l, 8, alpha=8, init="pissa"), 64, 64)
+    layer, original = float64_layer(lambda l: PissaLinear(l, 8, alpha=8), 64, 64)
     x = torch.randn(3, 64, dtype=torch.float64)
     expected = x @ (original + layer.delta_weight()).T
     layer.merge()
@@ -80,7 +80,6 @@ def test_dropout_only_on_the_adapter_path():
 
 @pytest.mark.parametrize("kwargs,message", [(dict(r=0), "r must be a positive integer"),
                                             (dict(r=40), "r=40 exceeds min\\(in, out\\) = 32"),
-                                            (dict(r=4, init="olora"), "init must be one of"),
                                             (dict(r=4, dropout=1.0), "dropout must be in")])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
