@@ -9,9 +9,23 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from src.model import RWKV6Config
-from src.peft import PeftConfig, adapter_layers, apply_peft
+from src.peft import METHODS, PeftConfig, adapter_layers, apply_peft
 
 SMALL = RWKV6Config(n_layer=2, n_embd=128, vocab_size=300)          # ffn 448
+# settings that change how a method computes (beside its defaults), checked as methods of their own
+VARIANTS = {"bat": {"in": dict(bat_index="in")}, "disha": {"r1": dict(disha_r1=32)}, "lora": {"alpha": dict(alpha=16)}}
+
+
+def method_matrix(r: int = 16, low_rank: int = 8, variants: bool = True, **common) -> dict[str, PeftConfig]:
+    """{id: PeftConfig}: every method of the adapter registry (a new one is covered without editing a list),
+    LoRA-like ones at `low_rank`, and with `variants` each method's other settings (VARIANTS) as well."""
+    out = {}
+    for method in METHODS:
+        rank = low_rank if method in ("lora", "pissa") else r
+        out[method] = PeftConfig(method, rank, **common)
+        for name, extra in (VARIANTS.get(method, {}).items() if variants else ()):
+            out[f"{method}_{name}"] = PeftConfig(method, rank, **extra, **common)
+    return out
 
 
 def float64_layer(make, in_features: int, out_features: int, seed: int = 0):

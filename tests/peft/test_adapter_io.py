@@ -12,12 +12,11 @@ from src.peft import (PeftConfig, adapter_state_dict, apply_peft, find_adapter, 
                       save_adapter)
 from src.peft.adapter_io import read_any_adapter
 from tests.helpers import rel_err
-from tests.peft.helpers import SMALL, adapted, logits
+from tests.peft.helpers import SMALL, adapted, logits, method_matrix
 
 
-@pytest.mark.parametrize("config", [PeftConfig("bone", 16, train_parts=("time",)), PeftConfig("bat", 16, bat_index="in"),
-                                    PeftConfig("disha", 16, disha_r1=32), PeftConfig("lora", 8, alpha=4),
-                                    PeftConfig("pissa", 8)], ids=["bone", "bat", "disha", "lora", "pissa"])
+@pytest.mark.parametrize("config", [*method_matrix().values(), PeftConfig("bone", 16, train_parts=("time",))],
+                         ids=[*method_matrix(), "bone_train_parts"])
 def test_round_trip(tmp_path, base, config):
     model = adapted(base, config)
     if config.train_parts:

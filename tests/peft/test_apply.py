@@ -9,15 +9,14 @@ import torch.nn.functional as F
 from src.model import RWKV6Config
 from src.model import init_model
 from src.model import RWKV6
-from src.peft import (BatLinear, BoneLinear, LoraLinear, PeftConfig, adapter_layers, apply_peft, count_parameters,
+from src.peft import (ADAPTER_CLASSES, BatLinear, BoneLinear, LoraLinear, PeftConfig, adapter_layers, apply_peft, count_parameters,
                       merge_and_unload)
 from tests.helpers import rel_err
-from tests.peft.helpers import randomize_adapters
+from tests.peft.helpers import method_matrix, randomize_adapters
 
 SMALL = RWKV6Config(n_layer=2, n_embd=128, vocab_size=300)          # ffn 448
-ALL_METHODS = [PeftConfig("bone", 16), PeftConfig("bat", 16), PeftConfig("bat", 16, bat_index="in"),
-               PeftConfig("disha", 16, disha_r1=32), PeftConfig("lora", 8, alpha=16), PeftConfig("pissa", 8)]
-IDS = ["bone", "bat_out", "bat_in", "disha", "lora", "pissa"]
+MATRIX = method_matrix()
+ALL_METHODS, IDS = list(MATRIX.values()), list(MATRIX)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +85,7 @@ def test_gradients_reach_only_adapters_and_train_parts(small_model, config):
     loss = F.cross_entropy(model(idx[:, :-1]).flatten(0, 1), idx[:, 1:].flatten())
     loss.backward()
     for name, p in model.named_parameters():
-        adapter = name.rpartition(".")[2] in ("bone", "bat", "disha", "lora_A", "lora_B")
+        adapter = name.rpartition(".")[2] in {n for cls in ADAPTER_CLASSES.values() for n in cls.adapter_names}
         extra = "time_decay" in name or "ln_out" in name
         if adapter or extra:
             assert p.requires_grad and p.grad is not None and p.grad.abs().sum() > 0, name
