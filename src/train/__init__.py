@@ -1,6 +1,7 @@
 """Training: train.py's configuration, the run, the Lightning module, DeepSpeed, the run directory.
 
-    config.py     TrainConfig: every flag with its help, default and choices; derived values; validate
+    config/       TrainConfig: every flag with its help, default and choices; reading flags and files;
+                  derived values; validate
     trainer.py    run(cfg): preflight, the model with its adapters, Lightning + DeepSpeed; main()
     module.py     RWKVTrainingModule: loss per micro-batch, one host sync per optimizer step, checkpoint weights
     loss.py       masked cross-entropy with RWKV-LM's L2Wrap, fused; why a run stops
