@@ -4,8 +4,8 @@
 
 `run(cfg)` checks the configuration's values (config.validate), then everything that needs
 a file, the model's shapes or the data (`preflight`), before any weight is loaded. The run
-directory's layout is in run_dir.py; the per-step work in module.py; logging and
-checkpoints in callbacks.py.
+directory's layout is in run_dir.py; the per-step work in module.py; what follows each
+optimizer step in callbacks.py.
 """
 
 from __future__ import annotations
@@ -32,14 +32,16 @@ from ..peft.state import load_time_state
 from ..utils.atomic import atomic_write_text, writing
 from ..utils.files import file_fingerprint, same_file
 from ..utils.cli import run_command
-from .callbacks import (REQUIRED_COLUMNS, Checkpointing, GradientCheck, ProgressBar, StopNow, StopRequest, TrainingLog,
-                        Validation)
+from .callbacks import REQUIRED_COLUMNS, ProgressBar, StepEnd, TrainingLog
+from .checkpointing import Checkpointing
 from .config import TrainConfig, describe_derived, parse_args, validate
 from .loss import NonFiniteLoss, NothingToLearn
 from .module import RWKVTrainingModule
 from .resume import abandon_newer, check_metrics, check_trainer_state, compare
 from .run_dir import RUN_CONFIG, TRAINER_STATE, checkpoint_step, checkpoints, find_resume_checkpoint, resumable
+from .signals import StopNow, StopRequest
 from .strategy import make_strategy
+from .validation import Validation
 
 OOM_ADVICE = ("CUDA ran out of memory. Try, in this order: --grad_cp 1 (recompute activations), a smaller "
               "--micro_bsz (with --accumulate_grad_batches to keep the batch), a shorter --ctx_len, "
@@ -317,17 +319,14 @@ def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
     world = cfg.devices * cfg.num_nodes
     tokens_per_step = cfg.micro_bsz * cfg.ctx_len * cfg.accumulate_grad_batches * world
     record = RunRecord(cfg, resume_step, changed)
-    training_log = TrainingLog(proj_dir, tokens_per_step, resume_step=resume_step)
-    callbacks = [record]
-    if cfg.val_data:                                       # before the log, which writes the step's val_loss
-        callbacks.append(Validation(BinIdx(cfg.val_data), cfg.ctx_len, "sft" if cfg.data_type == "sft" else "binidx",
-                                    cfg.val_every, cfg.total_steps, cfg.val_windows or None,
-                                    all_ranks=cfg.strategy.startswith("deepspeed_stage_3")))
-    callbacks += [training_log, GradientCheck(),           # the check stops the run before a checkpoint is written
-                 Checkpointing(proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states)]
-    if cfg.progress_bar:
-        callbacks.append(ProgressBar())
-    callbacks.extend(extra_callbacks)
+    validation = None
+    if cfg.val_data:
+        validation = Validation(BinIdx(cfg.val_data), cfg.ctx_len, "sft" if cfg.data_type == "sft" else "binidx",
+                                cfg.val_every, cfg.total_steps, cfg.val_windows or None,
+                                all_ranks=cfg.strategy.startswith("deepspeed_stage_3"))
+    ending = StepEnd(TrainingLog(proj_dir, tokens_per_step, resume_step=resume_step),
+                     Checkpointing(proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states), validation)
+    callbacks = [record, ending, *([ProgressBar()] if cfg.progress_bar else []), *extra_callbacks]
     trainer = L.Trainer(
         accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
         strategy=make_strategy(cfg.strategy, accelerator, cfg.micro_bsz),
@@ -346,8 +345,7 @@ def run(cfg: TrainConfig, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
             trainer.fit(module, ckpt_path=str(resume_from / TRAINER_STATE) if resume_from else None)
     except SIGTERMException:             # Lightning's own SIGTERM exit, after our checkpoint was saved
-        if trainer.is_global_zero:
-            training_log.on_train_end(trainer, module)
+        ending.training_log.plot(trainer.is_global_zero)
     except Exception as e:
         if resume_from is None or record.started:
             raise
