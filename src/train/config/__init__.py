@@ -4,7 +4,7 @@
     reading.py       flags, --config files and the short forms into a TrainConfig (parse_args, config_from_values)
     derived.py       the values derived when not given (lr_final, warmup_steps, val_every, precision)
     validation.py    validate: the values checked alone; what needs a file, the model or the data is
-                     checked by the run's preflight (src/train/trainer.py)
+                     checked by the run's preflight (src/train/preflight.py)
 """
 
 from .derived import derive, describe_derived

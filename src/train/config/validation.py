@@ -1,5 +1,5 @@
 """`validate`: the configuration's values checked alone (no file, no model, no data: the run's
-preflight, src/train/trainer.py, checks those). A problem is a one-line ValueError naming the flag."""
+preflight, src/train/preflight.py, checks those). A problem is a one-line ValueError naming the flag."""
 
 from __future__ import annotations
 

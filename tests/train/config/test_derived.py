@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.train.config import config_from_values, parse_args
-from src.train.trainer import preflight
+from src.train.preflight import preflight
 
 
 def test_derived_values_follow_one_rule_wherever_the_others_come_from(tmp_path):

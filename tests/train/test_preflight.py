@@ -1,11 +1,11 @@
-"""src/train/trainer.py's preflight: the checks of files, shapes and data before a model is loaded, as one-line
-errors. (Those of the run directory and of a resume run through train.py: test_resume.py, test_trainer.py.)"""
+"""src/train/preflight.py: the checks of files, shapes and data before a model is loaded, as one-line errors.
+(Those of the run directory and of a resume run through train.py: test_resume.py, test_trainer.py.)"""
 
 import pytest
 import torch
 
 from src.train.config import config_from_values, validate
-from src.train.trainer import preflight
+from src.train.preflight import preflight
 
 
 def check(values: dict):
