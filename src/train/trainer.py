@@ -27,7 +27,7 @@ from .run_dir import resumable
 from .signals import StopNow
 
 __all__ = ["run", "main", "preflight", "OOM_ADVICE",
-           # the names the module path of before src/ was grouped (src.trainer, src/moved.py) forwards here
+           # also found here through the old module path src.trainer (src/moved.py)
            "build_model", "global_rank_from_env", "write_run_config"]
 
 OOM_ADVICE = ("CUDA ran out of memory. Try, in this order: --grad_cp 1 (recompute activations), a smaller "
