@@ -45,6 +45,7 @@ class AdapterLinear(nn.Module):
     file_tensors: tuple[str, ...] = ()
     options: tuple[str, ...] = ("r",)
     uses: tuple[str, ...] = ("r",)              # every PeftConfig field it reads (beyond targets, train_parts, seed)
+    zero_gradient_hint: str = ""                # why its gradients can all be exactly zero, and what to do
 
     def __init__(self, base: nn.Linear, name: str = ""):
         super().__init__()

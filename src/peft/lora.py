@@ -94,6 +94,10 @@ class PissaLinear(LoraLinear):
     method = "pissa"
     file_tensors = ("lora_A", "lora_B", "init_lora_A", "init_lora_B")
     uses = ("r", "alpha", "dropout", "pissa_niter")
+    zero_gradient_hint = ("PiSSA starts from the adapted weights' singular vectors, all zero where those weights are "
+                          "zero (RWKV-LM's random init zeroes att.output, ffn.receptance and ffn.value, which silences "
+                          "every other layer too): fine-tune a trained base (--load_model) or use another method "
+                          "(--peft bone, lora)")
 
     def __init__(self, base: nn.Linear, r: int, alpha: float | None = None, dropout: float = 0.0, niter: int = 4,
                  generator: torch.Generator | None = None, init_weights: bool = True, name: str = ""):

@@ -21,6 +21,9 @@ ADAPTER_CLASSES: dict[str, type[AdapterLinear]] = {
 }
 METHODS = tuple(ADAPTER_CLASSES)
 STATE_METHOD = "state"                     # state tuning alone: no adapter layers
+# state tuning's AdapterLinear.zero_gradient_hint
+STATE_ZERO_GRADIENT_HINT = ("the initial states reach the loss only through each layer's att.output weight, which "
+                            "RWKV-LM's random init makes zero: state-tune a trained base (--load_model)")
 PEFT_METHODS = (*METHODS, STATE_METHOD)
 
 

@@ -1,14 +1,23 @@
 """Training: train.py's configuration, the run, the Lightning module, DeepSpeed, the run directory.
 
-    config.py     TrainConfig: every flag with its help, default and choices; derived values; validate
-    trainer.py    run(cfg): preflight, the model with its adapters, Lightning + DeepSpeed; main()
-    module.py     RWKVTrainingModule: loss per micro-batch, one host sync per optimizer step, checkpoint weights
-    loss.py       masked cross-entropy with RWKV-LM's L2Wrap, fused; why a run stops
-    infctx.py     a long sample's loss in chunks (--chunk_ctx): exact, with one chunk's memory
-    schedule.py   warmup, then cosine / exponential / constant learning rate
-    callbacks.py  the training log (metrics.csv, loss.png), checkpoints, stopping on Ctrl-C
-    strategy.py   DeepSpeed through Lightning, on GPUs and on the CPU
-    run_dir.py    the layout of --proj_dir and finding the checkpoint to resume
+    config/          TrainConfig: every flag with its help, default and choices; reading flags and files;
+                     derived values; validate
+    trainer.py       the entry points: run(cfg) and main(argv), with its exit statuses
+    preflight.py     every check before a model is loaded or a file written (check_run, preflight)
+    assemble.py      a checked run put together (model, adapters, module, callbacks, strategy) and trained
+    random_base.py   a run's random initial model, proj_dir/base.pth, and whether the one there is this run's
+    module.py        RWKVTrainingModule: loss per micro-batch, one host sync per optimizer step, the step boundary
+    callbacks.py     StepEnd: after each optimizer step, validation, the log, the zero-gradient check, the
+                     checkpoint and the stop, in that order; metrics.csv and loss.png; the progress bar
+    validation.py    --val_data: eval.py's loss during training
+    checkpointing.py checkpoints written whole, and only with weights whose loss is finite
+    signals.py       stopping on Ctrl-C / SIGTERM at the next step boundary
+    loss.py          masked cross-entropy with RWKV-LM's L2Wrap, fused; why a run stops
+    infctx.py        a long sample's loss in chunks (--chunk_ctx): exact, with one chunk's memory
+    schedule.py      warmup, then cosine / exponential / constant learning rate
+    strategy.py      DeepSpeed through Lightning, on GPUs and on the CPU
+    run_dir.py       the layout of --proj_dir, what a fresh run may replace, the checkpoint to resume from
+    resume.py        what a resumed run may change, whole trainer states, the abandoned newer checkpoints
 """
 
 from .config import TrainConfig, config_from_values, parse_args, validate

@@ -1,9 +1,11 @@
 """RWKVTrainingModule: an RWKV model with its adapters as a LightningModule.
 
 Per micro-batch: the forward and the loss (loss.py; in chunks with --chunk_ctx, infctx.py),
-nothing read back to the host. Once
-per optimizer step, in one reduction over ranks and one host sync: the window's mean loss,
-checked for finiteness before the optimizer steps, and whether any rank was asked to stop.
+nothing read back to the host. The micro-batches of one optimizer step fill a window; the step
+ends when it holds accumulate_grad_batches of them, the one place the step boundary is decided
+(`between_steps` tells the run's StepEnd, callbacks.py). Once per step, in one reduction over ranks
+and one host sync: the window's mean loss, checked for finiteness before the optimizer steps, and
+whether any rank was asked to stop.
 Optimizer: AdamW (DeepSpeedCPUAdam when DeepSpeed offloads it), weight decay on the adapter
 matrices only. The learning rate of step s is lr_at(s) (schedule.py), set at the step's first
 micro-batch: no scheduler state, so a resumed run follows its own, possibly changed, schedule.
@@ -23,11 +25,11 @@ from ..data import BinIdx, TokenDataset
 from ..model import save_rwkv6
 from ..peft import adapter_layers, save_adapter
 from ..peft.adapter_io import FULL_MODEL_FILE
-from .callbacks import StopRequest
 from .config import TrainConfig
 from .infctx import sample_loss
 from .loss import NonFiniteLoss
 from .schedule import lr_at
+from .signals import StopRequest
 
 
 class RWKVTrainingModule(L.LightningModule):
@@ -51,8 +53,14 @@ class RWKVTrainingModule(L.LightningModule):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
 
+    @property
+    def between_steps(self) -> bool:
+        """No micro-batch of an unfinished optimizer step is in the window: before a step's first
+        micro-batch, and after the last one (the step has ended)."""
+        return self._window_count == 0
+
     def on_train_batch_start(self, batch, batch_idx) -> None:
-        if batch_idx % self.cfg.accumulate_grad_batches == 0:          # the first micro-batch of a step
+        if self.between_steps:                                  # the first micro-batch of a step
             self.lr_used = lr_at(self.trainer.global_step, self.cfg)
             for group in self.trainer.optimizers[0].param_groups:
                 group["lr"] = self.lr_used
@@ -63,8 +71,8 @@ class RWKVTrainingModule(L.LightningModule):
         detached = loss.detach()                                # stays on the device
         self._window_sum = detached if self._window_sum is None else self._window_sum + detached
         self._window_count += 1
-        if (batch_idx + 1) % self.cfg.accumulate_grad_batches == 0:
-            self._close_window()                                # before the optimizer step
+        if self._window_count == self.cfg.accumulate_grad_batches:
+            self._close_window()                                # the step's last micro-batch, before the optimizer step
         return loss
 
     def _close_window(self) -> None:

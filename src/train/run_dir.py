@@ -7,7 +7,8 @@
         trainer_state/          for the newest checkpoints, DeepSpeed's optimizer, scheduler,
                                 step and data position (what --resume reads)
 A checkpoint is written as .checkpoint-000100.tmp/ and renamed when complete, so a run
-killed at any moment leaves only whole checkpoints.
+killed at any moment leaves only whole checkpoints. A fresh run replaces an earlier run's files
+only with --overwrite, and never its checkpoints (check_run_directory).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..utils.files import same_file
+
 TRAINER_STATE = "trainer_state"
 RUN_CONFIG = "train_config.json"            # in proj_dir: the run's settings; in a checkpoint: those it was saved with
 PATTERN = re.compile(r"checkpoint-(\d+)")
+RUN_FILES = (RUN_CONFIG, "metrics.csv", "loss.png")       # what a run writes beside its checkpoints
 
 
 def checkpoint_name(step: int) -> str:
@@ -63,3 +67,27 @@ def find_resume_checkpoint(proj_dir: str | Path, resume: str) -> Path | None:
         raise ValueError(f"--resume {path}: not a checkpoint directory with a {TRAINER_STATE}/ inside")
     checkpoint_step(path)                     # the step, and so the metrics to keep, come from the name
     return path
+
+
+def check_run_directory(proj_dir: Path, config_files: list, overwrite: bool, resume_from: Path | None) -> None:
+    """Before anything is written: a fresh run replaces an earlier run's files only with --overwrite (its
+    checkpoints never: --resume continues them), and no run writes over one of its own --config files."""
+    proj_dir = Path(proj_dir)
+    for source in config_files:
+        if same_file(proj_dir / RUN_CONFIG, Path(source)):
+            raise ValueError(f"--config {source} is the {RUN_CONFIG} this run writes; copy it elsewhere and pass "
+                             f"the copy")
+    if resume_from is not None:
+        return
+    found = checkpoints(proj_dir)
+    if found:
+        if resumable(proj_dir):
+            raise ValueError(f"{proj_dir} already holds checkpoints of a run; pass --resume to continue it or "
+                             f"choose another --proj_dir")
+        raise ValueError(f"{proj_dir} already holds checkpoints of a run, none with a {TRAINER_STATE}/ to resume "
+                         f"from (--keep_trainer_states 0): choose another --proj_dir (merge.py still takes their "
+                         f"adapters)")
+    earlier = [name for name in RUN_FILES if (proj_dir / name).exists()]
+    if earlier and not overwrite:
+        raise ValueError(f"{proj_dir} holds files of an earlier run ({', '.join(earlier)}) and no checkpoint: pass "
+                         f"--overwrite to start a new run there, or choose another --proj_dir")

@@ -1,8 +1,9 @@
-"""src/train/run_dir.py: finding checkpoints and the one to resume from."""
+"""src/train/run_dir.py: finding checkpoints and the one to resume from; what a fresh run may replace."""
 
 import pytest
 
-from src.train.run_dir import checkpoint_name, checkpoint_step, checkpoints, find_resume_checkpoint, resumable
+from src.train.run_dir import (check_run_directory, checkpoint_name, checkpoint_step, checkpoints, find_resume_checkpoint,
+                               resumable)
 
 
 def make(proj, step, state=True):
@@ -36,3 +37,26 @@ def test_resume_from_a_directory_not_named_like_a_checkpoint(tmp_path):
     with pytest.raises(ValueError, match=r"my-copy is not named like a checkpoint \(checkpoint-000100\)"):
         find_resume_checkpoint(tmp_path, str(tmp_path / "my-copy"))
     assert checkpoint_step(make(tmp_path, 42)) == 42
+
+
+def test_a_fresh_run_replaces_only_an_earlier_runs_files_and_only_with_overwrite(tmp_path):
+    check_run_directory(tmp_path / "new", [], overwrite=False, resume_from=None)
+    (tmp_path / "metrics.csv").write_text("step,loss\n")
+    with pytest.raises(ValueError, match=r"holds files of an earlier run \(metrics.csv\) and no checkpoint: pass "
+                                         r"--overwrite"):
+        check_run_directory(tmp_path, [], overwrite=False, resume_from=None)
+    check_run_directory(tmp_path, [], overwrite=True, resume_from=None)
+    make(tmp_path, 3, state=False)
+    with pytest.raises(ValueError, match=r"none with a trainer_state/ to resume from \(--keep_trainer_states 0\)"):
+        check_run_directory(tmp_path, [], overwrite=True, resume_from=None)
+    resumed = make(tmp_path, 4)
+    with pytest.raises(ValueError, match=r"already holds checkpoints of a run; pass --resume to continue it"):
+        check_run_directory(tmp_path, [], overwrite=True, resume_from=None)
+    check_run_directory(tmp_path, [], overwrite=False, resume_from=resumed)
+
+
+def test_no_run_writes_over_its_own_config_file(tmp_path):
+    (tmp_path / "train_config.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "train_config.json")
+    with pytest.raises(ValueError, match=r"link.json is the train_config.json this run writes; copy it elsewhere"):
+        check_run_directory(tmp_path, [tmp_path / "link.json"], overwrite=True, resume_from=make(tmp_path, 4))

@@ -1,4 +1,5 @@
-"""src/train/trainer.py and module.py (train.py): real Lightning + DeepSpeed ZeRO on the CPU with the tiny model.
+"""src/train/trainer.py, assemble.py and module.py (train.py): whole runs, real Lightning + DeepSpeed ZeRO on the
+CPU with the tiny model.
 
 In-process runs use `src.train.trainer`; runs that must be killed, interrupted or launched on
 two processes are subprocesses of `train.py` with a clean environment (slow tier)."""
@@ -19,6 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import src.train.assemble as assemble_py
 import src.train.infctx as infctx_py
 import src.train.module as module_py
 import src.train.trainer as trainer_py
@@ -191,14 +193,14 @@ def test_checkpoints_hold_the_fp32_master_weights(tiny_fp32_checkpoint, sample_d
 def test_zero3_checkpoints_gather_partitioned_adapters(tiny_fp32_checkpoint, sample_data, tmp_path, monkeypatch):
     """Under ZeRO-3, a parameter above DeepSpeed's persistence threshold (100k elements: Bone r=64 on 3B)
     is partitioned and its module holds an empty tensor. With the threshold at 0 every adapter is."""
-    make = trainer_py.make_strategy
+    make = assemble_py.make_strategy
 
     def every_parameter_partitioned(*args):
         strategy = make(*args)
         strategy.config["zero_optimization"]["stage3_param_persistence_threshold"] = 0
         return strategy
 
-    monkeypatch.setattr(trainer_py, "make_strategy", every_parameter_partitioned)
+    monkeypatch.setattr(assemble_py, "make_strategy", every_parameter_partitioned)
     values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "run", strategy="deepspeed_stage_3", epoch_steps=2,
                    warmup_steps=0, chunk_ctx=16)                    # and infctx chunks under ZeRO-3
     run(config_from_values({}, values))

@@ -1,0 +1,154 @@
+"""Everything a run can check before a model is loaded or a file written, so that a run that cannot
+work stops at once with a one-line error naming the flag.
+
+`check_run(cfg)` does it all, in order: the values (config.validate); `preflight`: the device,
+the logger's package, the base model's shapes and family (memory-mapped, nothing loaded), the
+adapters' fit to them (on the meta device), the data; the run directory (run_dir.py); a resume's
+trainer state, settings, adapter, metrics and step count (`check_resume`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data import BinIdx, TokenDataset
+from ..model import (RWKV6Config, RWKV7Config, build_model, config_from_checkpoint, read_checkpoint, read_state_file,
+                     resolve_config)
+from ..peft import apply_peft, read_adapter
+from ..peft.apply import resolve_targets
+from ..utils.files import file_fingerprint
+from .callbacks import REQUIRED_COLUMNS
+from .config import TrainConfig, validate
+from .random_base import base_path, check_random_base
+from .resume import check_metrics, check_trainer_state, compare
+from .run_dir import check_run_directory, checkpoint_step, find_resume_checkpoint
+
+
+@dataclass(frozen=True)
+class CheckedRun:
+    """What the checks found: the model's config, and where a resumed run starts."""
+    model_config: RWKV6Config | RWKV7Config
+    resume_from: Path | None              # the checkpoint to resume from; None: a fresh run
+    resume_step: int                      # its step; 0 for a fresh run
+    changed: list[str]                    # the settings a resumed run changes, as "--flag new (was old)"
+
+
+def check_run(cfg: TrainConfig) -> CheckedRun:
+    """Every check before the first write and the first weight loaded (see the module docstring)."""
+    validate(cfg)
+    model_config = preflight(cfg)
+    resume_from = find_resume_checkpoint(Path(cfg.proj_dir), cfg.resume)
+    check_run_directory(Path(cfg.proj_dir), cfg.sources, cfg.overwrite, resume_from)
+    if resume_from is None:
+        return CheckedRun(model_config, None, 0, [])
+    changed = check_resume(cfg, resume_from)
+    return CheckedRun(model_config, resume_from, checkpoint_step(resume_from), changed)
+
+
+def preflight(cfg: TrainConfig) -> RWKV6Config | RWKV7Config:
+    """What can be checked before loading a model, beyond the values themselves: the device, the
+    logger's package, the base model's shapes and family (memory-mapped, nothing loaded), the
+    adapters' fit to them (on the meta device) and the data. Returns the model's config (RWKV6Config
+    or RWKV7Config). The adapters' default targets become the family's (RWKV-7 has six linears)."""
+    accelerator = cfg.resolved_accelerator
+    if accelerator == "gpu":
+        available = torch.cuda.device_count()
+        if available == 0:
+            raise ValueError("--accelerator gpu (or --gpus N): no CUDA device is visible on this machine")
+        if cfg.devices > available:
+            raise ValueError(f"--devices {cfg.devices}: only {available} CUDA device(s) are visible")
+    if cfg.log in ("wandb", "tensorboard"):
+        import importlib.util
+        package = "wandb" if cfg.log == "wandb" else "tensorboard"
+        if importlib.util.find_spec(package) is None and not (package == "tensorboard"
+                                                              and importlib.util.find_spec("tensorboardX")):
+            raise ValueError(f"--log {cfg.log} needs the {package} package (pip install {package})")
+
+    proj_dir = Path(cfg.proj_dir)
+    if proj_dir.exists() and not proj_dir.is_dir():
+        raise ValueError(f"--proj_dir {proj_dir} is a file, not a directory")
+
+    if cfg.load_model:
+        if Path(cfg.load_model).is_dir():
+            raise ValueError(f"--load_model {cfg.load_model} is a directory; give the .pth file")
+        if not Path(cfg.load_model).is_file():
+            raise ValueError(f"--load_model {cfg.load_model} does not exist")
+        model_config = config_from_checkpoint(read_checkpoint(cfg.load_model), source=cfg.load_model)
+        if cfg.model:                                         # --model 3b --load_model rwkv6-3b.pth: must agree
+            named, found = resolve_config(cfg.model).shape_signature(), model_config.shape_signature()
+            named.setdefault("family", "x060"), found.setdefault("family", "x060")
+            keys = [*named, *(k for k in found if k not in named)]
+            wrong = {k: (named.get(k), found.get(k)) for k in keys if named.get(k) != found.get(k)}
+            if wrong:
+                detail = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in wrong.items())
+                raise ValueError(f"--model {cfg.model} does not describe --load_model {cfg.load_model} "
+                                 f"(--model vs checkpoint: {detail})")
+    elif cfg.model:
+        model_config = resolve_config(cfg.model)
+        check_random_base(cfg, model_config)
+    else:
+        raise ValueError("give --load_model BASE.pth (to fine-tune) or --model PRESET|CONFIG.json (random init)")
+
+    if cfg.peft is not None:
+        resolved = resolve_targets(cfg.peft, model_config.family)
+        if resolved != cfg.peft:
+            cfg.peft = resolved
+            cfg.derived["peft_targets"] = "the model's linear layers (RWKV-7 has six)"
+        with torch.device("meta"):
+            apply_peft(build_model(model_config), cfg.peft, verbose=False)
+    if cfg.load_state:
+        try:
+            read_state_file(cfg.load_state, model_config)
+        except FileNotFoundError:
+            raise ValueError(f"--load_state {cfg.load_state} does not exist") from None
+        except ValueError as e:
+            raise ValueError(f"--load_state: {e}") from None
+
+    if not cfg.data_file:
+        raise ValueError("--data_file PREFIX is required (make one with scripts/make_data.sh)")
+    data = BinIdx(cfg.data_file)
+    data.check_vocabulary(model_config.vocab_size, cfg.data_file)
+    TokenDataset(data, cfg.data_type, cfg.ctx_len)                # enough data for one sample?
+    if cfg.val_data:
+        check_validation_data(cfg, model_config)
+    return model_config
+
+
+def check_validation_data(cfg: TrainConfig, model_config) -> None:
+    from ..infer.evaluate import response_tokens, windows
+    try:
+        data = BinIdx(cfg.val_data)
+    except (FileNotFoundError, ValueError) as e:
+        raise ValueError(f"--val_data: {e}") from None
+    spans = windows(data.num_tokens, cfg.ctx_len, cfg.val_windows or None)
+    if not spans:
+        raise ValueError(f"--val_data {cfg.val_data} holds {data.num_tokens} tokens: too few to predict one")
+    data.check_vocabulary(model_config.vocab_size, f"--val_data {cfg.val_data}")
+    if cfg.data_type == "sft" and not response_tokens(data)[1:spans[-1][1]].any():
+        raise ValueError(f"--val_data {cfg.val_data}: no response token in its windows to validate on (sft data)")
+
+
+def check_resume(cfg: TrainConfig, resume_from: Path) -> list[str]:
+    """Everything a resume needs, checked before it writes anything: the trainer state's files, the
+    settings it may not change, the step count, the adapter and metrics.csv. Returns the changes."""
+    proj_dir = Path(cfg.proj_dir)
+    check_trainer_state(resume_from, proj_dir)
+    changed = compare(cfg, resume_from)
+    if cfg.peft is not None:
+        adapter = read_adapter(resume_from)
+        if adapter.config != cfg.peft:
+            raise ValueError(f"--resume {resume_from}: it was trained with {adapter.config}, this run asks for "
+                             f"{cfg.peft}")
+        base = base_path(cfg)
+        if adapter.base_fingerprint and base.is_file() and file_fingerprint(base) != adapter.base_fingerprint:
+            raise ValueError(f"--resume {resume_from}: it was trained on another base file than {base} (the "
+                             f"shapes agree, the contents differ): resume with the base it was trained on")
+    check_metrics(proj_dir / "metrics.csv", REQUIRED_COLUMNS)
+    step = checkpoint_step(resume_from)
+    if cfg.total_steps <= step:
+        raise ValueError(f"--resume {resume_from} is at step {step}, and this run ends at step {cfg.total_steps}: "
+                         f"nothing is left to train; give more steps (--steps, --epoch_count) to go on")
+    return changed
