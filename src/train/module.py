@@ -22,7 +22,7 @@ import lightning as L
 import torch
 
 from ..data import BinIdx, TokenDataset
-from ..model import save_rwkv6
+from ..model import save_checkpoint
 from ..peft import adapter_layers, save_adapter
 from ..peft.adapter_io import FULL_MODEL_FILE
 from .config import TrainConfig
@@ -162,7 +162,7 @@ class RWKVTrainingModule(L.LightningModule):
             return
         if self.cfg.peft is None:
             sd = {k: masters.get(k, v) for k, v in self.model.state_dict().items()}
-            save_rwkv6(sd, directory / FULL_MODEL_FILE, dtype=torch.bfloat16 if self.cfg.precision == "bf16" else None)
+            save_checkpoint(sd, directory / FULL_MODEL_FILE, dtype=torch.bfloat16 if self.cfg.precision == "bf16" else None)
         else:
             save_adapter(self.model, self.cfg.peft, directory, step=step, tensors=masters,
                          base_fingerprint=self.base_fingerprint)

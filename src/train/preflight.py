@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..data import BinIdx, TokenDataset
-from ..model import (RWKV6Config, RWKV7Config, build_model, config_from_checkpoint, read_checkpoint, read_state_file,
+from ..model import (RWKVConfig, build_model, config_from_checkpoint, family_of, read_checkpoint, read_state_file,
                      resolve_config)
 from ..peft import apply_peft, read_adapter
 from ..peft.apply import resolve_targets
@@ -30,7 +30,7 @@ from .run_dir import check_run_directory, checkpoint_step, find_resume_checkpoin
 @dataclass(frozen=True)
 class CheckedRun:
     """What the checks found: the model's config, and where a resumed run starts."""
-    model_config: RWKV6Config | RWKV7Config
+    model_config: RWKVConfig
     resume_from: Path | None              # the checkpoint to resume from; None: a fresh run
     resume_step: int                      # its step; 0 for a fresh run
     changed: list[str]                    # the settings a resumed run changes, as "--flag new (was old)"
@@ -48,11 +48,11 @@ def check_run(cfg: TrainConfig) -> CheckedRun:
     return CheckedRun(model_config, resume_from, checkpoint_step(resume_from), changed)
 
 
-def preflight(cfg: TrainConfig) -> RWKV6Config | RWKV7Config:
+def preflight(cfg: TrainConfig) -> RWKVConfig:
     """What can be checked before loading a model, beyond the values themselves: the device, the
     logger's package, the base model's shapes and family (memory-mapped, nothing loaded), the
-    adapters' fit to them (on the meta device) and the data. Returns the model's config (RWKV6Config
-    or RWKV7Config). The adapters' default targets become the family's (RWKV-7 has six linears)."""
+    adapters' fit to them (on the meta device) and the data. Returns the model's config (of its
+    family). Adapters without explicit targets get the family's (Family.default_targets)."""
     accelerator = cfg.resolved_accelerator
     if accelerator == "gpu":
         available = torch.cuda.device_count()
@@ -79,7 +79,6 @@ def preflight(cfg: TrainConfig) -> RWKV6Config | RWKV7Config:
         model_config = config_from_checkpoint(read_checkpoint(cfg.load_model), source=cfg.load_model)
         if cfg.model:                                         # --model 3b --load_model rwkv6-3b.pth: must agree
             named, found = resolve_config(cfg.model).shape_signature(), model_config.shape_signature()
-            named.setdefault("family", "x060"), found.setdefault("family", "x060")
             keys = [*named, *(k for k in found if k not in named)]
             wrong = {k: (named.get(k), found.get(k)) for k in keys if named.get(k) != found.get(k)}
             if wrong:
@@ -96,7 +95,7 @@ def preflight(cfg: TrainConfig) -> RWKV6Config | RWKV7Config:
         resolved = resolve_targets(cfg.peft, model_config.family)
         if resolved != cfg.peft:
             cfg.peft = resolved
-            cfg.derived["peft_targets"] = "the model's linear layers (RWKV-7 has six)"
+            cfg.derived["peft_targets"] = f"the linear layers of {family_of(model_config).title}'s blocks"
         with torch.device("meta"):
             apply_peft(build_model(model_config), cfg.peft, verbose=False)
     if cfg.load_state:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..model import config_from_checkpoint, read_checkpoint, save_rwkv6
+from ..model import config_from_checkpoint, read_checkpoint, save_checkpoint
 from ..utils.atomic import atomic_write_text
 from .config import TrainConfig
 
@@ -56,7 +56,7 @@ def is_this_runs_base(cfg: TrainConfig, model_config) -> bool:
 def save_random_base(model, cfg: TrainConfig, model_config, dtype) -> None:
     """proj_dir/base.pth, and beside it base.json: the preset and the shapes and seed it was made from."""
     base = Path(cfg.proj_dir) / BASE
-    save_rwkv6(model, base, dtype=dtype)
+    save_checkpoint(model, base, dtype=dtype)
     record = {"model": cfg.model, "shapes": model_config.shape_signature(), "seed": cfg.seed}
     atomic_write_text(base.with_name(BASE_RECORD), json.dumps(record, indent=2) + "\n")
     print(f"random initial model saved as {base} (merge.py --base {base})", flush=True)

@@ -19,16 +19,14 @@ import lightning as L
 import torch
 
 from ..utils.cli import run_command
-from .assemble import build_model, fit, global_rank_from_env, write_run_config
+from .assemble import fit, global_rank_from_env
 from .config import TrainConfig, parse_args
 from .loss import NonFiniteLoss, NothingToLearn
 from .preflight import check_run, preflight
 from .run_dir import resumable
 from .signals import StopNow
 
-__all__ = ["run", "main", "preflight", "OOM_ADVICE",
-           # also found here through the old module path src.trainer (src/moved.py)
-           "build_model", "global_rank_from_env", "write_run_config"]
+__all__ = ["run", "main", "preflight", "OOM_ADVICE"]
 
 OOM_ADVICE = ("CUDA ran out of memory. Try, in this order: --grad_cp 1 (recompute activations), a smaller "
               "--micro_bsz (with --accumulate_grad_batches to keep the batch), a shorter --ctx_len, "

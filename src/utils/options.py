@@ -192,7 +192,10 @@ def metavar(f: dataclasses.Field, tp: Any) -> str:
 
 
 def is_list(tp: Any) -> bool:
-    return typing.get_origin(tp) in (list, tuple)
+    """A list or tuple type, or one of them | None."""
+    rest = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) in (
+        typing.Union, types.UnionType) else [tp]
+    return len(rest) == 1 and typing.get_origin(rest[0]) in (list, tuple)
 
 
 def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls, defaults: Mapping[str, Any] | None = None,

@@ -166,7 +166,8 @@ def test_outputs_of_a_run(tiny_fp32_checkpoint, sample_data, tmp_path, monkeypat
     assert "derived: lr_final 0.0003 (lr_init / 10)" in capsys.readouterr().out
     proj = tmp_path / "run"
     recorded = json.loads((proj / "train_config.json").read_text())
-    assert recorded["lr_final"] == pytest.approx(3e-4) and recorded["derived"] == {"lr_final": "lr_init / 10"}
+    assert recorded["lr_final"] == pytest.approx(3e-4) and recorded["derived"] == {
+        "lr_final": "lr_init / 10", "peft_targets": "the linear layers of RWKV-6's blocks"}
     assert (recorded["peft"], recorded["peft_r"], recorded["accumulate_grad_batches"]) == ("bone", 16, 2)
     assert sorted(p.name for p in proj.iterdir()) == ["checkpoint-000003", "checkpoint-000006", "checkpoint-000009",
                                                        "loss.png", "metrics.csv", "train_config.json"]
@@ -333,8 +334,10 @@ def test_ctrl_c_saves_then_exits(tiny_fp32_checkpoint, sample_data, tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_while_starting_and_twice_while_training(tiny_fp32_checkpoint, sample_data, tmp_path):
-    proc = train_subprocess(flags(tiny_fp32_checkpoint, sample_data, tmp_path / "early"))
-    time.sleep(0.3)                                          # while torch is being imported
+    # The signal is sent at once, blocked in the child until train.py has its handler in place (it then
+    # unblocks the stop signals): it arrives while the imports are still to come, whatever the load.
+    proc = train_subprocess(flags(tiny_fp32_checkpoint, sample_data, tmp_path / "early"),
+                            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}))
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2 and out.strip().splitlines()[-1] == \
@@ -348,9 +351,15 @@ def test_ctrl_c_while_starting_and_twice_while_training(tiny_fp32_checkpoint, sa
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    seen = []
+    for line in proc.stdout:                                 # the first was taken: the run says so
+        seen.append(line)
+        if line.startswith("[SIGINT] stopping after this step"):
+            break
+    assert seen and seen[-1].startswith("[SIGINT]"), "".join(seen)
+    proc.send_signal(signal.SIGINT)                          # the step, a check and a save are still to come
     out, _ = proc.communicate(timeout=120)
+    out = "".join(seen) + out
     assert proc.returncode == 2, out
     assert out.strip().splitlines()[-1].startswith("train.py: stopped at once (a second Ctrl-C)")
     assert not list((tmp_path / "run").glob(".*tmp*"))

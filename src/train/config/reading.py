@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="train.py", allow_abbrev=False, argument_default=argparse.SUPPRESS,
         usage="python train.py [--config FILE ...] [--FLAG VALUE ...]",
-        description="Fine-tune RWKV6 with Bone, Bat, DiSHA, LoRA or PiSSA, its initial states (state tuning) or "
+        description="Fine-tune RWKV-6 or RWKV-7 with Bone, Bat, DiSHA, LoRA or PiSSA, its initial states (state tuning) or "
                     "every weight, under Lightning + "
                     "DeepSpeed. Values come from the defaults, then each --config FILE in order, then the flags "
                     "given here.",

@@ -33,10 +33,10 @@ PEFT_FLAGS = {flag_name(f): f.name for f in dataclasses.fields(PeftConfig) if fl
 @dataclass
 class TrainConfig:
     # model
-    load_model: str = option("", "the base RWKV6 .pth to fine-tune; empty: a random init of --model, saved as "
+    load_model: str = option("", "the base .pth to fine-tune (RWKV-6 or RWKV-7, told by its keys); empty: a random init of --model, saved as "
                                  "PROJ_DIR/base.pth", metavar="PATH")
-    model: str = option("", "a model preset (tiny, 0.1b, 0.4b, 1.6b, 3b, 7b, 14b) or config JSON, for a random "
-                            "init; with --load_model, it must describe that file; a .pth here means --load_model",
+    model: str = option("", "a model preset (RWKV-6: tiny, 0.1b, ..., 14b or rwkv6-3b; RWKV-7: rwkv7-tiny, "
+                            "..., rwkv7-13.3b; configs/model/) or config JSON, for a random init; with --load_model, it must describe that file; a .pth here means --load_model",
                         metavar="PRESET|FILE")
     proj_dir: str = option("out", "the run's directory: train_config.json, metrics.csv, loss.png, "
                                   "checkpoint-NNNNNN/", metavar="DIR")
@@ -89,8 +89,8 @@ class TrainConfig:
                                          "with TF32 matmuls", choices=PRECISIONS, derived="bf16 on a GPU, fp32 on "
                                                                                          "a CPU")
     grad_cp: bool = option(False, "gradient checkpointing: recompute each block in the backward (less memory)")
-    wkv_backend: str = option("auto", "WKV6 implementation; auto: our CUDA kernel for bf16 on a GPU, chunked "
-                                      "otherwise", choices=WKV_BACKENDS)
+    wkv_backend: str = option("auto", "the WKV operator's implementation (src/wkv6, src/wkv7); auto: our "
+                                      "CUDA kernel for bf16 on a GPU, chunked otherwise", choices=WKV_BACKENDS)
     seed: int = option(42, "seeds the data order, the adapters' init and dropout")
     load_state: str = option("", "start the tuned initial states (--peft state, --train_state 1) from this state "
                                  "file (RWKV-LM's or RWKV-PEFT's blocks.{i}.att.time_state .pth, or a state.pth of "
@@ -100,7 +100,7 @@ class TrainConfig:
                                      help="the adapters; None: full fine-tuning")
     # logging and resuming
     log: str = option("csv", "where metrics go besides metrics.csv and the progress bar", choices=LOGGERS)
-    wandb_project: str = option("rwkv6-peft", "the Weights & Biases project, with --log wandb")
+    wandb_project: str = option("rwkv-finetune", "the Weights & Biases project, with --log wandb")
     progress_bar: bool = option(True, "show the progress bar")
     resume: str = option("", "continue a run: latest (its newest checkpoint; an error if none), auto (the "
                              "newest if any), or a checkpoint directory; empty: start fresh",
