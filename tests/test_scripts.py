@@ -13,7 +13,7 @@ from src.train.config import parse_args, validate
 from src.train.trainer import preflight
 from src.utils.paths import REPO_ROOT as REPO
 
-METHODS = ["bone", "bat", "lora", "pissa"]
+METHODS = sorted(p.stem for p in (REPO / "configs" / "train").glob("*.json") if p.stem != "state")   # train_<m>.sh
 
 
 def script(name: str, *args, cwd: Path) -> subprocess.CompletedProcess:

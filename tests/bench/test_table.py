@@ -1,11 +1,12 @@
-"""src/bench/table.py (scripts/bench_table.sh): the report on synthetic rows, the arithmetic, one real row."""
+"""src/bench/table.py and table_report.py (scripts/bench_table.sh): the report on synthetic rows, the arithmetic, one real row."""
 
 import csv
 
 import pytest
 
-from src.bench.table import (SCALE_COLUMNS, TABLE_COLUMNS, TABLE_ROWS, goals, main, markdown, matmul_parameters,
-                             merged_rows, plot, row_flags, write_csv)
+from src.bench.table import main, matmul_parameters, row_flags
+from src.bench.table_report import (SCALE_COLUMNS, TABLE_COLUMNS, TABLE_ROWS, goals, markdown, merged_rows, plot,
+                                    write_csv)
 from src.model import RWKV6Config, parameter_shapes
 
 
