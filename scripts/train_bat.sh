@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fine-tune RWKV-6 or RWKV-7 (the family comes from the .pth, or --model rwkv7-...) with Bat (Bone with weight-guided block updates; --bat_index out|in).
+# Fine-tune RWKV-6 or RWKV-7 (the family comes from the .pth; --model rwkv7-<size> for a random one)
+# with Bat (Bone with weight-guided block updates; --bat_index out|in).
 #
 #   bash scripts/train_bat.sh --model 3b --load_model rwkv6-3b.pth --data data/mydata --rank 64
 #   bash scripts/make_data.sh data/sample.jsonl out/sample       # jsonl -> binidx
