@@ -69,8 +69,9 @@ class TextStream:
         self.stopped = False
 
     def push(self, token: int) -> str:
-        """The new text that this token makes safe to print."""
-        if self.stopped:
+        """The new text that this token makes safe to print. Token 0 (the end of a document, and of a chat
+        reply in our conversation data) ends the text: it has no bytes of its own."""
+        if self.stopped or token == END_OF_DOCUMENT:
             return ""
         self.text += self.decoder.decode(self.tokenizer.decode_bytes([token]))
         return self._release(final=False)
@@ -224,7 +225,7 @@ def chat(model, tokenizer, sampler: Sampler, args, state: RWKVState | None) -> i
     while True:
         if pending is None:
             print("User: ", end="", file=sys.stderr, flush=True)
-            line = sys.stdin.readline()
+            line = sys.stdin.readline() if sys.stdin is not None else ""      # stdin closed: the end
             if not line:
                 print(file=sys.stderr)
                 return 0

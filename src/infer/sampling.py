@@ -6,7 +6,10 @@
 The filters act on the probabilities p = softmax(logits), in ChatRWKV's order: top-k keeps the
 k most probable tokens (0: all), top-p keeps the smallest set of most probable tokens whose
 probability reaches top_p (1: all), then temperature T reshapes what is left, p ** (1 / T),
-and the result is renormalised and sampled. T = 0 takes the most probable token (greedy).
+and the result is renormalised and sampled. T = 0 takes the most probable token (greedy). The
+reshaping is done on the logits, softmax(logits / T) over the kept tokens (the same distribution),
+so a temperature near 0 cannot underflow every probability to zero. Logits that are not finite
+(a damaged model or state) are an error, not a draw.
 Draws come from the sampler's own torch.Generator: with a seed, the same logits give the same
 tokens in any process, whatever else uses the global RNG.
 """
@@ -35,6 +38,8 @@ class Sampler:
             raise ValueError(f"--top_k must be a whole number >= 0, got {self.top_k}")
         self.generator = torch.Generator()
         if self.seed is not None:
+            if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+                raise ValueError(f"--seed must be a whole number in [0, 2^64), got {self.seed}")
             self.generator.manual_seed(self.seed)
         else:
             self.generator.seed()
@@ -42,6 +47,9 @@ class Sampler:
     def __call__(self, logits: torch.Tensor) -> int:
         """logits (V,) -> a token id."""
         logits = logits.detach().float().cpu()
+        if not torch.isfinite(logits).all():
+            raise ValueError(f"the model's logits hold {int((~torch.isfinite(logits)).sum())} values that are NaN or "
+                             f"infinite (a damaged model, adapter or state): nothing to sample from")
         if self.temperature == 0:
             return int(torch.argmax(logits))
         probs = torch.softmax(logits, dim=-1)
@@ -53,6 +61,7 @@ class Sampler:
             reach = int(torch.searchsorted(torch.cumsum(ordered, 0), torch.tensor(self.top_p * float(ordered.sum()))))
             cutoff = ordered[min(reach, ordered.numel() - 1)]
             probs = torch.where(probs >= cutoff, probs, torch.zeros_like(probs))
-        if self.temperature != 1:
-            probs = probs ** (1.0 / self.temperature)
-        return int(torch.multinomial(probs / probs.sum(), 1, generator=self.generator))
+        kept = probs > 0
+        weights = torch.zeros_like(probs)
+        weights[kept] = torch.softmax(logits[kept] / self.temperature, dim=-1)   # p ** (1 / T), renormalised
+        return int(torch.multinomial(weights, 1, generator=self.generator))

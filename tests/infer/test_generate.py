@@ -100,6 +100,20 @@ def test_text_stream_gives_whole_characters_and_stops_before_the_stop_text():
     assert [open_end.push(t) for t in (3, 4)] == ["ab", ""] and open_end.flush() == "\n"
 
 
+def test_token_0_ends_the_text_without_decoding(world_tokenizer):
+    """Token 0 is not in the World vocabulary: it ends a document (and a chat reply of our data)."""
+    stream = TextStream(world_tokenizer)
+    ab = world_tokenizer.encode("ab")
+    assert "".join(stream.push(t) for t in [*ab, 0]) + stream.flush() == "ab"
+
+
+def test_chat_with_stdin_closed_ends_the_conversation(base, monkeypatch, capsys, world_tokenizer):
+    monkeypatch.setattr("sys.stdin", None)                          # what `<&-` gives Python
+    assert main(["--model", str(base), "--chat", "--prompt", "Hi", "--temperature", "0", "--max_tokens", "3",
+                 "--device", "cpu"], tokenizer=world_tokenizer) == 0
+    assert capsys.readouterr().out.strip()
+
+
 def test_generate_py_prints_only_the_text(base, capsys, world_tokenizer):
     args = ["--model", str(base), "--prompt", "The Eiffel tower is in", "--temperature", "0", "--max_tokens", "12",
             "--device", "cpu"]

@@ -40,3 +40,21 @@ def test_seeds_reproduce_and_differ():
 def test_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Sampler(**kwargs)
+
+
+@pytest.mark.parametrize("temperature", [1e-9, 0.01, 0.05])
+def test_any_positive_temperature_samples(temperature):
+    """p ** (1 / T) underflows to zeros for small T; done on the logits it is the same distribution."""
+    assert set(draws(Sampler(temperature=temperature, top_p=1.0, seed=0), 50)) == {5}
+    wide = torch.tensor([0.0, -30.0, 40.0, 39.9])                  # T = 0.05: p(2) / p(3) = e^2
+    picks = [Sampler(temperature=0.05, top_p=1.0, seed=s)(wide) for s in range(300)]
+    assert set(picks) == {2, 3} and 0.7 < picks.count(2) / 300 < 0.97
+
+
+def test_non_finite_logits_and_bad_seeds_are_errors():
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            Sampler(seed=0)(torch.tensor([0.0, bad, 1.0]))
+    for seed in (2**70, -1):
+        with pytest.raises(ValueError, match=r"--seed must be a whole number in \[0, 2\^64\)"):
+            Sampler(seed=seed)
