@@ -52,15 +52,20 @@ def response_tokens(data: BinIdx) -> np.ndarray:
 
 
 @torch.no_grad()
+def check_positive(**flags: int | None) -> None:
+    """Each flag given (None: not given) is a whole number >= 1, or a ValueError naming it and its value."""
+    for flag, value in flags.items():
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag} must be a positive whole number, got {value}")
+
+
 def evaluate(model: torch.nn.Module, data: BinIdx, ctx_len: int, data_type: str = "binidx",
              max_windows: int | None = None, state: RWKVState | None = None, batch_size: int = 1) -> dict:
     """{"loss", "ppl", "tokens", "windows"} of `model` on `data` (see the module docstring). The model is
     put in eval mode for the evaluation and back as it was."""
     if data_type not in EVAL_DATA_TYPES:
         raise ValueError(f"--data_type must be one of {', '.join(EVAL_DATA_TYPES)}, got {data_type!r}")
-    if ctx_len < 1 or batch_size < 1 or (max_windows is not None and max_windows < 1):
-        raise ValueError(f"--ctx_len, --batch_size and --max_windows must be positive, got {ctx_len}, {batch_size}, "
-                         f"{max_windows}")
+    check_positive(ctx_len=ctx_len, batch_size=batch_size, max_windows=max_windows)
     spans = windows(data.num_tokens, ctx_len, max_windows)
     if not spans:
         raise ValueError(f"{data.prefix} holds {data.num_tokens} tokens: too few to predict one")
@@ -87,6 +92,9 @@ def evaluate(model: torch.nn.Module, data: BinIdx, ctx_len: int, data_type: str 
     if count == 0:
         raise ValueError(f"{data.prefix}: no predicted token counts (sft data whose windows hold no response token)")
     loss = total / count
+    if not math.isfinite(loss):
+        raise ValueError(f"the loss is {loss}: the model's logits are not finite on {data.prefix} (a NaN or infinite "
+                         f"weight, adapter or state)")
     return {"loss": loss, "ppl": math.exp(min(loss, 700.0)), "tokens": count, "windows": len(spans)}
 
 
@@ -104,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        if args.ctx_len < 1 or args.batch_size < 1 or (args.max_windows is not None and args.max_windows < 1):
-            raise ValueError("--ctx_len, --batch_size and --max_windows must be positive")
+        check_positive(ctx_len=args.ctx_len, batch_size=args.batch_size, max_windows=args.max_windows)
         check_model_paths(args)
         data = BinIdx(args.data)
         model, state = load_from_args(args)

@@ -83,5 +83,16 @@ def test_eval_py_prints_json_last(data, tmp_path, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     result = json.loads(out[-1])
     assert set(result) == {"loss", "ppl", "tokens"} and result["tokens"] == 23
-    assert main(["--model", str(path), "--data", str(data.prefix), "--ctx_len", "0", "--device", "cpu"]) == 2
-    assert "--ctx_len, --batch_size and --max_windows must be positive" in capsys.readouterr().err
+    for flag, value in (("--ctx_len", "0"), ("--max_windows", "0"), ("--max_windows", "-3"), ("--batch_size", "0")):
+        assert main(["--model", str(path), "--data", str(data.prefix), flag, value, "--device", "cpu"]) == 2
+        assert capsys.readouterr().err == f"eval.py: error: {flag} must be a positive whole number, got {value}\n"
+
+
+def test_a_model_giving_nan_is_an_error_not_json(data, tmp_path, capsys):
+    model = init_model(CONFIG, seed=2, nonzero=True)
+    with torch.no_grad():
+        model.blocks[0].att.time_decay_w1[0, 0] = float("nan")
+    path = save_rwkv6(model, tmp_path / "nan.pth", dtype=torch.float32)
+    assert main(["--model", str(path), "--data", str(data.prefix), "--ctx_len", "8", "--device", "cpu"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("eval.py: error: the loss is nan: the model's logits are not finite")
