@@ -9,6 +9,7 @@ import torch
 
 from ..model import RWKVState, load_model
 from ..peft import adapter_layers, load_adapter, read_any_adapter
+from ..peft.rwkv_peft import RWKV_PEFT_METHODS
 
 
 def inference_device(device: str | None = None) -> tuple[str, torch.dtype]:
@@ -35,7 +36,8 @@ def load_for_inference(model_path: str | Path, adapter: str | Path | None = None
                                                                           if Path(model_path).is_dir() else ""))
     model = load_model(model_path, dtype=torch.float32)          # any family; merged in fp32, then cast
     if adapter is not None:
-        load_adapter(model, read_any_adapter(adapter, method, lora_alpha=lora_alpha, pissa_init=pissa_init))
+        load_adapter(model, read_any_adapter(adapter, method, lora_alpha=lora_alpha, pissa_init=pissa_init,
+                                             method_flags="--method " + "|".join(RWKV_PEFT_METHODS)))
         for layer in adapter_layers(model).values():
             layer.merge()
     model = model.to(device=device, dtype=dtype).eval()

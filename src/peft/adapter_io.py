@@ -187,8 +187,10 @@ def find_adapter(path: str | Path) -> Path:
 
 
 def read_any_adapter(path: str | Path, method: str | None = None, lora_alpha: float | None = None,
-                     pissa_init: str | Path | None = None) -> Adapter:
-    """find_adapter + the right reader. `method`, when given, must agree with ours' config."""
+                     pissa_init: str | Path | None = None, method_flags: str = "--bone / --bat / --lora / --pissa") \
+        -> Adapter:
+    """find_adapter + the right reader. `method`, when given, must agree with ours' config; `method_flags`:
+    how the calling command takes the method of an RWKV-PEFT file (named when it is missing)."""
     found = find_adapter(path)
     if found.is_dir():
         adapter = read_adapter(found)
@@ -197,7 +199,7 @@ def read_any_adapter(path: str | Path, method: str | None = None, lora_alpha: fl
         return adapter
     if method is None:
         raise ValueError(f"{found} is a bare .pth (an RWKV-PEFT checkpoint?): say which method it is "
-                         f"(--bone / --bat / --lora / --pissa)")
+                         f"({method_flags})")
     return read_rwkv_peft_adapter(found, method, lora_alpha=lora_alpha, pissa_init=pissa_init)
 
 

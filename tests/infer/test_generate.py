@@ -152,8 +152,13 @@ def test_chat_keeps_the_conversation_in_the_state(base, monkeypatch, capsys, wor
     (["--prompt", "x", "--top_p", "2"], "--top_p must be in"),
     (["--prompt", "x", "--state", "nowhere.pth"], "--state nowhere.pth does not exist"),
     (["--prompt", "x", "--system", "s"], "--system is for --chat"),
+    (["--prompt", "x", "--seed", str(2**70)], "--seed must be a whole number in [0, 2^64)"),
+    (["--prompt", "x", "--adapter", "BARE"], "say which method it is (--method bone|bat|lora|pissa)"),
 ])
-def test_bad_input_is_one_line(base, argv, message, capsys):
+def test_bad_input_is_one_line(base, argv, message, capsys, tmp_path):
+    if "BARE" in argv:                                       # a bare .pth: an RWKV-PEFT file of unknown method
+        torch.save({"blocks.0.att.key.lora_A": torch.zeros(4, 128)}, tmp_path / "rwkv-3.pth")
+        argv = [str(tmp_path / "rwkv-3.pth") if a == "BARE" else a for a in argv]
     assert main(["--model", str(base), "--device", "cpu", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and len([l for l in err if "Traceback" in l]) == 0
