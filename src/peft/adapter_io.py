@@ -33,7 +33,7 @@ from ..model.checkpoint import check_state_dict
 from ..utils.files import load_tensor_file
 from ..utils.atomic import atomic_torch_save, atomic_write_text, new_temporary_directory, writing
 from .adapter import Adapter
-from ..model.family import family_of
+from ..model.family import family_of, get_family
 from .apply import adapter_layers, adapter_state_dict, apply_peft
 from .config import PeftConfig
 from .rwkv_peft import read_rwkv_peft_adapter
@@ -218,10 +218,22 @@ def _describe_config_difference(have: PeftConfig, want: PeftConfig, model: nn.Mo
 
 
 def base_signature_difference(model_signature: dict, adapter_signature: dict | None) -> list[str]:
+    """What differs between the model and the adapter's base: the two families when they differ (the
+    shapes of two families are not comparable), else each differing shape."""
     if not adapter_signature:
         return []
+    theirs, ours = adapter_signature.get("family"), model_signature.get("family")
+    if theirs != ours:
+        return [f"the adapter is for {_family_title(theirs)}, the model is {_family_title(ours)}"]
     return [f"{k} {adapter_signature.get(k)} in the adapter's base, {v} in this model"
             for k, v in model_signature.items() if adapter_signature.get(k) != v]
+
+
+def _family_title(name) -> str:
+    try:
+        return f"{get_family(name).title} ({name})"
+    except ValueError:
+        return f"model family {name!r}"
 
 
 @torch.no_grad()

@@ -71,6 +71,15 @@ def merged_weight(weight: torch.Tensor, tensors: dict[str, torch.Tensor], adapte
     return linear.weight + layer.delta_weight()
 
 
+def check_base(sd: dict, base_path: Path, adapter: Adapter) -> None:
+    """The base is of the family and shapes the adapter was trained on, or a ValueError saying what differs."""
+    base_config = config_from_checkpoint(sd, source=str(base_path))
+    diffs = base_signature_difference(base_config.shape_signature(), adapter.base_model)
+    if diffs:
+        raise ValueError(f"adapter {adapter.source} was trained on another base model than {base_path}: "
+                         + "; ".join(diffs))
+
+
 def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | Path,
                     dtype: torch.dtype | None = None, device: str = "cpu", overwrite: bool = False) -> MergeReport:
     """Write base + adapter as a plain checkpoint of the base's family (RWKV-LM key set)."""
@@ -78,11 +87,7 @@ def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | 
     base_path, output_path = Path(base_path), Path(output_path)
     check_output_path(base_path, output_path, overwrite, adapter)
     sd = read_checkpoint(base_path)
-    base_config = config_from_checkpoint(sd, source=str(base_path))
-    diffs = base_signature_difference(base_config.shape_signature(), adapter.base_model)
-    if diffs:
-        raise ValueError(f"adapter {adapter.source} was trained on another base model than {base_path}: "
-                         + "; ".join(diffs))
+    check_base(sd, base_path, adapter)
     layers, extras = adapter.layer_tensors(), adapter.extra_tensors()
     if adapter.config.method == STATE_METHOD:
         raise ValueError(f"adapter {adapter.source} is state tuning: it changes no weight, so there is nothing to "
@@ -192,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for RWKV-PEFT files; "
                                  f"{adapter.source} records its own "
                                  f"settings: leave {'them' if len(given) > 1 else 'it'} out")
+        check_base(read_checkpoint(base), base, adapter)
         if adapter.base_fingerprint and file_fingerprint(base) != adapter.base_fingerprint:
             print(f"merge.py: note: {base} is not the file {adapter.source} was trained on (the shapes agree, the "
                   f"contents differ); merging onto it as asked", file=sys.stderr)

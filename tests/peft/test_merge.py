@@ -153,3 +153,22 @@ def test_merge_py_entry_point(tmp_path):
                              "--output", str(tmp_path / "m.pth")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "merged 16 lora layers (r=8, alpha=16, step 10)" in result.stdout
+
+
+@pytest.mark.parametrize("adapter_family, base_family", [("x070", "x060"), ("x060", "x070")])
+def test_an_adapter_of_another_family_is_refused_naming_both(tmp_path, capsys, adapter_family, base_family):
+    from src.model import get_family, load_model, save_checkpoint
+    paths = {}
+    for family in {adapter_family, base_family}:
+        config = get_family(family).config_class(n_layer=2, n_embd=128, vocab_size=300)
+        paths[family] = save_checkpoint(init_model(config, seed=1, nonzero=True), tmp_path / f"{family}.pth",
+                                        dtype=torch.float32)
+    model = apply_peft(load_model(paths[adapter_family]), PeftConfig("bone", 16), verbose=False)
+    save_adapter(model, None, tmp_path / "adapter", step=1)
+    assert main(["--base", str(paths[base_family]), "--adapter", str(tmp_path / "adapter"),
+                 "--output", str(tmp_path / "m.pth")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    titles = {"x060": "RWKV-6 (x060)", "x070": "RWKV-7 (x070)"}
+    assert len(err) == 1 and err[0].endswith(
+        f"the adapter is for {titles[adapter_family]}, the model is {titles[base_family]}"), err
+    assert not (tmp_path / "m.pth").exists()
