@@ -165,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_text(text: str | None, where: str) -> None:
+    """Text the tokenizer can take: bytes that were not UTF-8 (Python keeps them as lone surrogates) are
+    refused, naming where they came from."""
+    if text is None:
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{where} holds bytes that are not UTF-8 text (at character {e.start}): give UTF-8") \
+            from None
+
+
 def main(argv: list[str] | None = None, tokenizer=None) -> int:
     """`tokenizer`: a WorldTokenizer to reuse (tests); one is built otherwise."""
     args = build_parser().parse_args(argv)
@@ -176,6 +188,9 @@ def main(argv: list[str] | None = None, tokenizer=None) -> int:
             raise ValueError(f"--max_tokens must be positive, got {args.max_tokens}")
         if args.system is not None and not args.chat:
             raise ValueError("--system is for --chat")
+        for flag, values in (("--prompt", [args.prompt]), ("--system", [args.system]), ("--stop", args.stop)):
+            for value in values:
+                check_text(value, flag)
         sampler = Sampler(args.temperature, args.top_p, args.top_k, args.seed)
         check_model_paths(args)
         from ..data.tokenizer import WorldTokenizer
@@ -225,7 +240,13 @@ def chat(model, tokenizer, sampler: Sampler, args, state: RWKVState | None) -> i
     while True:
         if pending is None:
             print("User: ", end="", file=sys.stderr, flush=True)
-            line = sys.stdin.readline() if sys.stdin is not None else ""      # stdin closed: the end
+            try:
+                line = sys.stdin.readline() if sys.stdin is not None else ""  # stdin closed: the end
+            except UnicodeDecodeError as e:
+                print(file=sys.stderr)                  # end the "User: " line
+                raise ValueError(f"stdin: a line holds bytes that are not UTF-8 text ({e.reason}): give UTF-8") \
+                    from None
+            check_text(line, "stdin")
             if not line:
                 print(file=sys.stderr)
                 return 0

@@ -114,6 +114,14 @@ def test_chat_with_stdin_closed_ends_the_conversation(base, monkeypatch, capsys,
     assert capsys.readouterr().out.strip()
 
 
+def test_chat_refuses_a_line_that_is_not_utf8(base, monkeypatch, capsys, world_tokenizer):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9\n"), encoding="utf-8"))
+    assert main(["--model", str(base), "--chat", "--temperature", "0", "--max_tokens", "3", "--device", "cpu"],
+                tokenizer=world_tokenizer) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "generate.py: error: stdin: a line holds bytes that are not UTF-8 text")
+
+
 def test_generate_py_prints_only_the_text(base, capsys, world_tokenizer):
     args = ["--model", str(base), "--prompt", "The Eiffel tower is in", "--temperature", "0", "--max_tokens", "12",
             "--device", "cpu"]
@@ -153,6 +161,8 @@ def test_chat_keeps_the_conversation_in_the_state(base, monkeypatch, capsys, wor
     (["--prompt", "x", "--state", "nowhere.pth"], "--state nowhere.pth does not exist"),
     (["--prompt", "x", "--system", "s"], "--system is for --chat"),
     (["--prompt", "x", "--seed", str(2**70)], "--seed must be a whole number in [0, 2^64)"),
+    (["--prompt", b"caf\xe9".decode("utf-8", "surrogateescape")], "--prompt holds bytes that are not UTF-8 text"),
+    (["--prompt", "x", "--stop", b"\xff".decode("utf-8", "surrogateescape")], "--stop holds bytes that are not UTF-8"),
     (["--prompt", "x", "--adapter", "BARE"], "say which method it is (--method bone|bat|lora|pissa)"),
 ])
 def test_bad_input_is_one_line(base, argv, message, capsys, tmp_path):
