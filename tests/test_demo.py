@@ -27,7 +27,7 @@ def test_demo_on_rwkv7(tmp_path, capsys):
     out = tmp_path / "demo7"
     assert main(["--out_dir", str(out), "--steps", "30", "--progress_bar", "0", "--model", "rwkv7"]) == 0
     printed = capsys.readouterr().out
-    assert "demo OK" in printed and "tiny RWKV7" in printed
+    assert "demo OK" in printed and "tiny RWKV-7" in printed
     assert (out / "rwkv7-tiny-bone-merged.pth").is_file()
 
 
