@@ -43,6 +43,12 @@ def world(tmp_path_factory, tiny_fp32_checkpoint, sample_data, world_tokenizer):
     (w / "empty_sft.jsonl").write_text('{"prompt": "", "response": ""}\n' * 3)
     make_data(w / "empty_sft.jsonl", w / "empty_sft", world_tokenizer)
     (w / "a_file").write_text("x")
+    (w / "garbage_state.pth").write_bytes(b"101")
+    (w / "empty_state.pth").write_bytes(b"")
+    (w / "mixed.jsonl").write_text('{"prompt": "q", "response": "a", "text": "t"}\n')
+    idx = (w / "data.idx").read_bytes()                     # the same index, its dtype code 6: float64
+    (w / "float_data.idx").write_bytes(idx[:17] + bytes([6]) + idx[18:])
+    (w / "float_data.bin").write_bytes(b"\0" * (BinIdx(w / "data").num_tokens * 8))
     (w / "a_dir").mkdir()
     return w
 
@@ -100,6 +106,14 @@ CASES = [
      "--device 'foo' is not a device"),
     ("merge with RWKV-PEFT flags for our adapter", "merge", [*MERGE, "--output", "{w}/m.pth", "--lora_alpha", "8"],
      "--lora_alpha is for RWKV-PEFT files"),
+    ("a state file that is not a .pth", "train", [*TRAIN, "--peft", "state", "--load_state", "{w}/garbage_state.pth"],
+     "cannot read state file {w}/garbage_state.pth: not a torch .pth (zip) file: it starts with b'101' (3 bytes)"),
+    ("an empty state file", "train", [*TRAIN, "--peft", "state", "--load_state", "{w}/empty_state.pth"],
+     "cannot read state file {w}/empty_state.pth: empty file (0 bytes)"),
+    ("data of float64 tokens", "train", [*TRAIN, "--data", "{w}/float_data"],
+     "{w}/float_data.idx: its header gives the tokens of {w}/float_data.bin the dtype float64 (code 6)"),
+    ("make_data with a line of two kinds", "make_data", ["{w}/mixed.jsonl", "{w}/x"],
+     "mixed.jsonl:1: a record mixes the fields 'prompt', 'response', 'text' of text and sft records"),
     ("init_model into a directory", "init_model", ["--config", "tiny", "--out", "{w}/a_dir"],
      "--out {w}/a_dir is a directory"),
 ]

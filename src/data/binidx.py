@@ -52,6 +52,9 @@ class BinIdx:
         if code not in DTYPES:
             raise ValueError(f"{idx_path}: unknown token dtype code {code}")
         self.dtype = np.dtype(DTYPES[code])
+        if self.dtype.kind not in "iu":
+            raise ValueError(f"{idx_path}: its header gives the tokens of {bin_path} the dtype {self.dtype.name} "
+                             f"(code {code}), not an integer type: token files hold integers (uint16, int32, int64)")
         expected_size = 34 + n_items * 4 + n_items * 8 + n_doc_idx * 8
         if idx_path.stat().st_size != expected_size:
             raise ValueError(f"{idx_path} has {idx_path.stat().st_size} bytes, its header says {expected_size}: "

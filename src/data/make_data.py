@@ -29,6 +29,7 @@ from .chat import conversation_segments
 
 END_OF_DOCUMENT = 0
 UTF8_BOM = b"\xef\xbb\xbf"
+RECORD_FIELDS = {"text": ("text",), "sft": ("prompt", "response"), "chat": ("messages",)}   # the kinds of record
 
 
 def parse_line(path: Path, number: int, line: str) -> tuple[str, dict]:
@@ -38,6 +39,12 @@ def parse_line(path: Path, number: int, line: str) -> tuple[str, dict]:
         raise ValueError(f"{path}:{number}: not valid JSON ({e.msg} at column {e.colno})") from None
     except RecursionError:
         raise ValueError(f"{path}:{number}: JSON nested too deeply to read") from None
+    if isinstance(record, dict):
+        kinds = [kind for kind, names in RECORD_FIELDS.items() if set(names) & set(record)]
+        if len(kinds) > 1:
+            found = ", ".join(repr(k) for k in record if any(k in RECORD_FIELDS[kind] for kind in kinds))
+            raise ValueError(f"{path}:{number}: a record mixes the fields {found} of {' and '.join(kinds)} records; "
+                             f"a line holds one kind: {{\"text\"}}, {{\"prompt\", \"response\"}} or {{\"messages\"}}")
     if isinstance(record, dict) and "messages" in record:
         record["segments"] = conversation_segments(record["messages"], where=f"{path}:{number}: messages")
         kind, fields = "chat", ()

@@ -4,6 +4,9 @@ Trainable `lora_A`: (r, in), Kaiming-uniform; `lora_B`: (out, r), zeros; scale =
 
     y = W x + scale * B (A dropout(x))          ΔW = scale * B A
 
+In training, dropout's masks come from a DropoutDraw when one is attached (the trainer does): a
+function of the token's position in the sample, so a sample run in chunks drops what it drops whole.
+
 PiSSA (Meng et al. 2024) starts A, B from the top-r singular triplets of W instead,
 W ~ U_r S_r V_r^T: with S' = S_r / scale, A = sqrt(S') V_r^T, B = U_r sqrt(S'), and the
 frozen weight becomes the residual W - scale * B A (so the model is unchanged at step 0).
@@ -15,7 +18,9 @@ The SVD is randomised (Halko, Martinsson and Tropp 2011), seeded by an explicit 
 
 from __future__ import annotations
 
+import hashlib
 import math
+import zlib
 
 import torch
 import torch.nn as nn
@@ -38,6 +43,63 @@ def randomized_svd(a: torch.Tensor, rank: int, niter: int = 4, oversample: int =
     return (basis @ u_small)[:, :rank], s[:rank], vh[:rank]
 
 
+class DropoutDraw:
+    """Which dropout masks the LoRA layers sharing it draw in training: the mask of row b, token t of the
+    sample and feature j is a function of (seed, stream, step, layer, b, offset + t, j) alone, drawn by a
+    counter-based hash (no generator state). A sample run in pieces (infctx) draws the masks of the whole
+    sample when each piece's forward runs with `offset` = the position of its first token; a resumed run
+    draws those of the uninterrupted one, since nothing depends on what was drawn before.
+
+    The caller sets `step` (a new mask per micro-batch), `stream` (e.g. the rank) and `offset` before a
+    forward; `attach` gives it to a model's LoRA and PiSSA layers."""
+
+    def __init__(self, seed: int, stream: int = 0, step: int = 0, offset: int = 0):
+        self.seed, self.stream, self.step, self.offset = seed, stream, step, offset
+
+    @staticmethod
+    def attach(model: nn.Module, draw: "DropoutDraw | None") -> int:
+        """Give `draw` to every LoRA / PiSSA layer of `model` with dropout (None: back to torch's dropout);
+        returns how many layers take it."""
+        layers = [m for m in model.modules() if isinstance(m, LoraLinear) and m.dropout_p > 0]
+        for layer in layers:
+            layer.draw = draw
+        return len(layers)
+
+    def key(self, layer: int) -> int:
+        """32 bits standing for (seed, stream, step, layer)."""
+        text = f"{self.seed},{self.stream},{self.step},{layer}".encode()
+        return int.from_bytes(hashlib.blake2b(text, digest_size=4).digest(), "little")
+
+
+MASK32 = 0xFFFFFFFF
+GOLDEN32 = 0x9E3779B1
+
+
+def mix32(h: torch.Tensor) -> torch.Tensor:
+    """A bijection of [0, 2^32) (int64 tensors) that scatters neighbouring counters (lowbias32's shape, with
+    multipliers below 2^31 so that no product leaves int64)."""
+    h = h ^ (h >> 16)
+    h = (h * 0x7FEB352D) & MASK32
+    h = h ^ (h >> 15)
+    h = (h * 0x5BD1E995) & MASK32
+    return h ^ (h >> 16)
+
+
+def positional_dropout(x: torch.Tensor, p: float, key: int, offset: int) -> torch.Tensor:
+    """x (..., T, C) with each element zeroed with probability p and the rest scaled by 1 / (1 - p); whether
+    element (row, t, j) is kept is a hash of (key, row, offset + t, j), so the same token of the same
+    sample gets the same mask however the sample is cut into pieces."""
+    *lead, T, C = x.shape
+    rows = math.prod(lead)
+    dev = x.device
+    row = mix32((torch.arange(rows, device=dev, dtype=torch.int64) * GOLDEN32 + key) & MASK32)        # (rows,)
+    position = torch.arange(offset, offset + T, device=dev, dtype=torch.int64)
+    token = mix32((row[:, None] + position[None, :] * GOLDEN32) & MASK32)                             # (rows, T)
+    feature = (torch.arange(C, device=dev, dtype=torch.int64) * 0x85EBCA77) & MASK32                  # (C,)
+    keep = mix32(token[:, :, None] ^ feature) >= round(p * 2 ** 32)                                   # (rows, T, C)
+    return x * (keep.reshape(x.shape).to(x.dtype) / (1.0 - p))
+
+
 class LoraLinear(AdapterLinear):
     method = "lora"
     adapter_names = file_tensors = ("lora_A", "lora_B")
@@ -57,7 +119,10 @@ class LoraLinear(AdapterLinear):
         self.r = r
         self.alpha = float(alpha if alpha is not None else r)
         self.scale = self.alpha / r
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()   # without a DropoutDraw
+        self.dropout_p = float(dropout)
+        self.draw: DropoutDraw | None = None           # the position-keyed masks (DropoutDraw.attach)
+        self.layer_key = zlib.crc32(name.encode())
         self.lora_A = self.adapter_parameter(r, self.in_features)
         self.lora_B = self.adapter_parameter(self.out_features, r)
         if init_weights and not self.weight.is_meta:      # else a loader fills A and B
@@ -74,7 +139,16 @@ class LoraLinear(AdapterLinear):
 
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.lora_A.to(x.dtype), self.lora_B.to(x.dtype)
-        return F.linear(x, self.weight) + self.scale * F.linear(F.linear(self.dropout(x), a), b)   # (..., out)
+        return F.linear(x, self.weight) + self.scale * F.linear(F.linear(self.dropped(x), a), b)   # (..., out)
+
+    def dropped(self, x: torch.Tensor) -> torch.Tensor:
+        """The adapter path's input with dropout applied (training only): masks keyed by token position
+        with a DropoutDraw attached, torch's random ones without."""
+        if not self.training or self.dropout_p == 0:
+            return x
+        if self.draw is None:
+            return self.dropout(x)
+        return positional_dropout(x, self.dropout_p, self.draw.key(self.layer_key), self.draw.offset)
 
     def merge_update(self) -> torch.Tensor:
         return self.scale * (wide(self.lora_B) @ wide(self.lora_A))

@@ -14,7 +14,8 @@ whole sample, not just the current chunk, unlike training with detached states.
 
 The loss is the mean over every counted token of the whole sample (masks respected): each
 chunk adds (sum of its counted losses) / (the sample's count), so the chunks sum to the
-unchunked loss, and L2Wrap's scale is the whole sample's (loss.training_loss).
+unchunked loss, and L2Wrap's scale is the whole sample's (loss.training_loss). LoRA's dropout
+masks are keyed by token position (peft/lora.py DropoutDraw): each chunk draws the whole sample's.
 """
 
 from __future__ import annotations
@@ -23,11 +24,17 @@ import torch
 import torch.utils.checkpoint
 
 from ..model import RWKVState
+from ..peft.lora import DropoutDraw
 from .loss import training_loss
 
 
-def _chunk_loss(model, x, y, mask, l2wrap: bool, count: torch.Tensor, positions: int, *state_tensors):
-    """One chunk: (its share of the loss, the state it ends with, flat)."""
+def _chunk_loss(model, x, y, mask, l2wrap: bool, count: torch.Tensor, positions: int, start: int,
+                draw: DropoutDraw | None, *state_tensors):
+    """One chunk, its first token at position `start` of the sample: (its share of the loss, the state it
+    ends with, flat). The dropout offset is set here, inside the checkpoint, so the backward's recompute
+    of this chunk draws this chunk's masks again."""
+    if draw is not None:
+        draw.offset = start
     state = RWKVState.from_tensors(state_tensors, model.config.family) if state_tensors else None
     logits, state = model(x, state=state, return_state=True)                  # (B, t, V)
     part = training_loss(logits, y, mask, l2wrap, count=count, positions=positions)
@@ -35,18 +42,21 @@ def _chunk_loss(model, x, y, mask, l2wrap: bool, count: torch.Tensor, positions:
 
 
 def sample_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, l2wrap: bool = True,
-                chunk_ctx: int = 0) -> torch.Tensor:
+                chunk_ctx: int = 0, draw: DropoutDraw | None = None) -> torch.Tensor:
     """x, y, mask: (B, T) -> the batch's mean loss over the masked-in targets (see the module
-    docstring); `chunk_ctx` 0 or >= T: in one piece."""
+    docstring); `chunk_ctx` 0 or >= T: in one piece. `draw`: the DropoutDraw attached to the model's
+    LoRA layers, told each piece's offset so that chunks draw the whole sample's dropout masks."""
     B, T = x.shape
     if not chunk_ctx or chunk_ctx >= T:
+        if draw is not None:
+            draw.offset = 0
         return training_loss(model(x), y, mask, l2wrap)
     count = mask.to(torch.float32).sum().clamp_min(1.0)
     recompute = torch.is_grad_enabled()              # without a backward (evaluation) there is nothing to keep
     total, state = None, ()
     for start in range(0, T, chunk_ctx):
         piece = slice(start, start + chunk_ctx)
-        args = (model, x[:, piece], y[:, piece], mask[:, piece], l2wrap, count, B * T, *state)
+        args = (model, x[:, piece], y[:, piece], mask[:, piece], l2wrap, count, B * T, start, draw, *state)
         if recompute:
             part, *state = torch.utils.checkpoint.checkpoint(_chunk_loss, *args, use_reentrant=False)
         else:

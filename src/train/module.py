@@ -25,6 +25,7 @@ from ..data import BinIdx, TokenDataset
 from ..model import save_checkpoint
 from ..peft import adapter_layers, save_adapter
 from ..peft.adapter_io import FULL_MODEL_FILE
+from ..peft.lora import DropoutDraw
 from .config import TrainConfig
 from .infctx import sample_loss
 from .loss import NonFiniteLoss
@@ -45,6 +46,10 @@ class RWKVTrainingModule(L.LightningModule):
         self.lr_used = float("nan")            # the learning rate of that step
         self.stop_agreed = False               # some rank was asked to stop (Ctrl-C, SIGTERM) by that step
         self.val_losses: dict[int, float] = {}  # step -> validation loss (--val_data)
+        # LoRA's dropout masks: a function of (seed, rank, micro-batch, layer, token position) only
+        self.dropout_draw = DropoutDraw(cfg.seed)
+        if not DropoutDraw.attach(model, self.dropout_draw):
+            self.dropout_draw = None
         self._window_sum: torch.Tensor | None = None
         self._window_count = 0
         # DeepSpeed checkpoints leave out the frozen base; the adapters are checked strictly by load_adapter
@@ -67,7 +72,10 @@ class RWKVTrainingModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y, mask = batch
-        loss = sample_loss(self.model, x, y, mask, self.cfg.l2wrap, self.cfg.chunk_ctx)
+        if self.dropout_draw is not None:                       # this micro-batch's masks
+            self.dropout_draw.stream = self.global_rank
+            self.dropout_draw.step = self.trainer.global_step * self.cfg.accumulate_grad_batches + self._window_count
+        loss = sample_loss(self.model, x, y, mask, self.cfg.l2wrap, self.cfg.chunk_ctx, self.dropout_draw)
         detached = loss.detach()                                # stays on the device
         self._window_sum = detached if self._window_sum is None else self._window_sum + detached
         self._window_count += 1

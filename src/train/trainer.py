@@ -78,4 +78,4 @@ def main(argv: list[str] | None = None) -> int:
 
     # a second Ctrl-C stops at once, without a checkpoint
     return run_command("train.py", body, interrupted="checkpoints are written whole or not at all: the newest is the "
-                                                     "one to --resume")
+                                                     "one to --resume", sigterm=False)      # StopRequest takes it

@@ -1,6 +1,9 @@
 """Atomic file writes: write a temporary file beside the target, fsync, then rename over it.
 
 A crash or a kill at any moment leaves either the old file or the new one, never half of one.
+A stop that can run code (Ctrl-C, or SIGTERM turned into KeyboardInterrupt by utils/cli.py) removes the
+temporary file on its way out; one left by a stop that cannot (SIGKILL) is removed, with a note on
+stderr, the next time the same target is written.
 New files and directories get the permissions the process umask gives (as open() and mkdir()
 would), not the 0600 / 0700 of a bare mkstemp / mkdtemp. A write that fails for a reason of
 the disk (full, read-only, not permitted) raises WriteError, one line naming the file.
@@ -10,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -33,16 +38,47 @@ def umask() -> int:
     return mask
 
 
+TEMPORARY_SUFFIX = ".tmp"
+RANDOM_PART = r"[a-z0-9_]{8}"       # what mkstemp / mkdtemp put between the prefix and the suffix
+
+
+def sweep_stale(directory: Path, prefix: str, suffix: str, is_dir: bool) -> None:
+    """Remove what an earlier write of the same target left behind when it was killed (SIGKILL, a power
+    cut: nothing could run to clean up): entries in `directory` named as that write named its temporary,
+    `prefix` + mkstemp's random part + `suffix`. One line on stderr says what went."""
+    pattern = re.compile(re.escape(prefix) + RANDOM_PART + re.escape(suffix))
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            if not pattern.fullmatch(entry.name) or entry.is_dir(follow_symlinks=False) != is_dir:
+                continue
+            with contextlib.suppress(OSError):
+                if is_dir:
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                removed.append(entry.name)
+    if removed:
+        target = Path(directory) / prefix[1:-1]      # the prefix is ".NAME."
+        what = ("directory", "directories") if is_dir else ("file", "files")
+        print(f"note: removed {len(removed)} temporary {what[len(removed) > 1]} left in {directory} by "
+              f"an interrupted write of {target} ({', '.join(sorted(removed))})", file=sys.stderr)
+
+
 def new_temporary_file(directory: Path, prefix: str) -> Path:
-    """An empty file in `directory` with the permissions a plain open() would give it."""
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    """An empty file in `directory` with the permissions a plain open() would give it, named
+    `prefix`XXXXXXXX.tmp; those an interrupted write of the same prefix left are removed first."""
+    sweep_stale(Path(directory), prefix, TEMPORARY_SUFFIX, is_dir=False)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMPORARY_SUFFIX, dir=directory)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~umask())
     return Path(tmp)
 
 
 def new_temporary_directory(directory: Path, prefix: str) -> Path:
-    """An empty directory in `directory` with the permissions a plain mkdir() would give it."""
+    """An empty directory in `directory` with the permissions a plain mkdir() would give it, named
+    `prefix`XXXXXXXX; those an interrupted write of the same prefix left are removed first."""
+    sweep_stale(Path(directory), prefix, "", is_dir=True)
     tmp = tempfile.mkdtemp(prefix=prefix, dir=directory)
     os.chmod(tmp, 0o777 & ~umask())
     return Path(tmp)

@@ -59,7 +59,39 @@ def load_tensor_file(path: Path, what: str) -> dict:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"cannot read {what} {path}: {(str(e).splitlines() or [''])[0]}") from None
+        raise ValueError(f"cannot read {what} {path}: {unreadable_reason(path, e)}") from None
     if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise ValueError(f"{what} {path} holds a {type(raw).__name__}, expected a dict of tensors")
     return raw
+
+
+ZIP_MAGIC = b"PK\x03\x04"          # torch.save's files are zip archives
+PICKLE_PROTOCOL = b"\x80"           # a pickle (protocol >= 2), as torch.save's legacy format starts
+
+
+def unreadable_reason(path: Path, error: BaseException) -> str:
+    """Why torch.load could not read `path`, in words (torch's own messages say "101", "" or a page of
+    advice): an empty file, not a .pth, a truncated one, or objects other than tensors."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        size = Path(path).stat().st_size
+    except OSError as e:
+        return e.strerror or str(e)
+    message = (str(error).splitlines() or [""])[0]
+    if size == 0:
+        return "empty file (0 bytes)"
+    if head.startswith(ZIP_MAGIC):
+        if "central directory" in message:
+            return f"truncated: a zip archive without its end ({size} bytes; torch.save writes the directory last)"
+        if any(sign in message for sign in ("data.pkl", "hasRecord", "not in a subdirectory", "file not found")):
+            return "a zip archive, but not a torch .pth file (it lacks torch's records)"
+        return f"a damaged torch .pth file ({size} bytes): {type(error).__name__}: {message}"
+    if head.startswith(PICKLE_PROTOCOL):
+        if isinstance(error, EOFError) or "unexpected EOF" in message:
+            return f"truncated: the file ends early ({size} bytes)"
+        if "Weights only" in message:
+            return ("a Python pickle holding objects other than tensors, dicts and lists (not loaded: reading it "
+                    "could run code)")
+        return f"a damaged legacy torch file ({size} bytes): {type(error).__name__}: {message}"
+    return f"not a torch .pth (zip) file: it starts with {head!r} ({size} bytes)"

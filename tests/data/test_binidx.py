@@ -109,3 +109,27 @@ def test_check_vocabulary(tmp_path):
     with pytest.raises(ValueError, match=r"--val_data x holds token 999, but the model's vocabulary has 999 tokens "
                                          r"\(0..998\)"):
         data.check_vocabulary(999, "--val_data x")
+
+
+@pytest.mark.parametrize("code, dtype", [(6, "float64"), (7, "float64")])
+def test_a_float_token_dtype_is_refused_naming_the_file_and_dtype(tmp_path, code, dtype):
+    write_reference(tmp_path / "d", DOCS)
+    idx = (tmp_path / "d.idx").read_bytes()
+    (tmp_path / "d.idx").write_bytes(idx[:17] + struct.pack("<B", code) + idx[18:])
+    (tmp_path / "d.bin").write_bytes(b"\x00" * 11 * 8)           # the size the header's dtype asks for
+    with pytest.raises(ValueError) as e:
+        BinIdx(tmp_path / "d")
+    assert str(e.value) == (f"{tmp_path / 'd.idx'}: its header gives the tokens of {tmp_path / 'd.bin'} the dtype "
+                            f"{dtype} (code {code}), not an integer type: token files hold integers (uint16, int32, int64)")
+
+
+@pytest.mark.parametrize("code, dtype", [(1, np.uint8), (3, np.int16), (4, np.int32), (5, np.int64), (8, np.uint16)])
+def test_integer_token_dtypes_are_read(tmp_path, code, dtype):
+    tokens = np.asarray([5, 6, 7, 0], dtype=dtype)
+    (tmp_path / "d.bin").write_bytes(tokens.tobytes())
+    with open(tmp_path / "d.idx", "wb") as f:
+        f.write(b"MMIDIDX\x00\x00" + struct.pack("<Q", 1) + struct.pack("<B", code) + struct.pack("<QQ", 1, 2))
+        f.write(np.asarray([4], np.int32).tobytes() + np.asarray([0], np.int64).tobytes()
+                + np.asarray([0, 1], np.int64).tobytes())
+    data = BinIdx(tmp_path / "d")
+    assert data.dtype == np.dtype(dtype) and data.document(0).tolist() == [5, 6, 7, 0]

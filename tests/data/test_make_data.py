@@ -85,6 +85,33 @@ def test_bad_input_names_file_and_line_and_leaves_nothing(tmp_path, tokenizer, c
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("record, fields, kinds", [
+    ('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "text": "t"}',
+     "'messages', 'text'", "text and chat"),
+    ('{"text": "t", "messages": []}', "'text', 'messages'", "text and chat"),
+    ('{"prompt": "q", "response": "a", "text": "t"}', "'prompt', 'response', 'text'", "text and sft"),
+    ('{"text": "t", "prompt": "q"}', "'text', 'prompt'", "text and sft"),
+    ('{"response": "a", "messages": []}', "'response', 'messages'", "sft and chat"),
+    ('{"prompt": "q", "response": "a", "messages": [], "text": "t"}', "'prompt', 'response', 'messages', 'text'",
+     "text and sft and chat"),
+])
+def test_a_line_mixing_kinds_of_record_names_file_line_and_fields(tmp_path, tokenizer, record, fields, kinds):
+    """No field is dropped silently: a line holding the fields of two kinds of record is refused, whatever
+    kind the file's other lines are, and nothing is written."""
+    src = tmp_path / "mixed.jsonl"
+    src.write_text('{"text": "fine"}\n' + record + "\n")
+    with pytest.raises(ValueError) as e:
+        make_data(src, tmp_path / "d", tokenizer)
+    assert str(e.value).startswith(f"{src}:2: a record mixes the fields {fields} of {kinds} records")
+    assert "\n" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed.jsonl"]
+
+
+def test_fields_of_no_kind_are_still_allowed(tmp_path, tokenizer):
+    src = write_jsonl(tmp_path / "extra.jsonl", [{"text": "a", "id": 1}, {"text": "b", "source": "web"}])
+    assert make_data(src, tmp_path / "d", tokenizer)["documents"] == 2
+
+
 def test_invalid_utf8_and_missing_input(tmp_path, tokenizer):
     src = tmp_path / "bin.jsonl"
     src.write_bytes(b'{"text": "fine"}\n{"text": "\xff"}\n')

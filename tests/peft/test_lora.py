@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from src.peft import LoraLinear, PissaLinear
-from src.peft.lora import randomized_svd
+from src.peft.lora import DropoutDraw, positional_dropout, randomized_svd
 from tests.peft.helpers import fast_vs_explicit, float64_layer
 
 SHAPES = [(64, 224), (224, 64), (64, 64), (72, 40)]
@@ -76,6 +76,72 @@ def test_dropout_only_on_the_adapter_path():
     assert torch.allclose(y, expected, atol=1e-12)
     assert not torch.allclose(y, layer.eval()(x))          # dropout acted in training ...
     assert torch.allclose(layer(x), x @ (layer.weight + layer.delta_weight()).T, atol=1e-12)   # ... not in eval
+
+
+@pytest.mark.parametrize("layer_class", [LoraLinear, PissaLinear])
+def test_dropout_with_a_draw_keys_the_masks_by_token_position(layer_class):
+    """With a DropoutDraw attached, the adapter path sees positional_dropout's masks (0 or 1 / (1 - p)),
+    those of the token's position in the sample: the last 5 tokens run alone at offset 3 get the masks
+    they had in the whole 8-token piece."""
+    layer = layer_class(nn.Linear(32, 32, bias=False), 4, alpha=8, dropout=0.5, name="blocks.0.att.key").double()
+    with torch.no_grad():
+        layer.lora_B.normal_()
+    draw = DropoutDraw(seed=3, step=7)
+    assert DropoutDraw.attach(layer, draw) == 1
+    x = torch.randn(2, 8, 32, dtype=torch.float64)
+    layer.train()
+    y = layer(x)
+    kept = positional_dropout(torch.ones_like(x), 0.5, draw.key(layer.layer_key), 0)
+    assert set(kept.unique().tolist()) == {0.0, 2.0}
+    expected = x @ layer.weight.T + 2.0 * (kept * x) @ layer.lora_A.T @ layer.lora_B.T
+    assert torch.allclose(y, expected, atol=1e-12)
+    draw.offset = 3
+    assert torch.allclose(layer(x[:, 3:]), y[:, 3:], atol=1e-12)
+    draw.offset = 0
+    assert not torch.allclose(layer(x[:, 3:]), y[:, 3:])                  # the masks of positions 0..4 differ
+    assert torch.allclose(layer.eval()(x), x @ (layer.weight + layer.merge_update()).T, atol=1e-12)   # no dropout
+
+
+def mask_of(p=0.5, key=1, offset=0, shape=(4, 64, 256)):
+    return positional_dropout(torch.ones(shape), p, key, offset) > 0
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.9])
+def test_positional_dropout_drops_p_and_keeps_the_expectation(p):
+    """Over 65536 draws the dropped fraction is p within 5 standard deviations, and the mean of
+    dropout(x) / x (0 or 1 / (1 - p)) is 1 within 5 of its standard deviations: E[output] = the input."""
+    n = 4 * 64 * 256
+    x = torch.rand(4, 64, 256, dtype=torch.float64) + 0.5
+    out = positional_dropout(x, p, key=12345, offset=100)
+    dropped = (out == 0).double().mean().item()
+    assert abs(dropped - p) < 5 * (p * (1 - p) / n) ** 0.5, dropped
+    kept = out != 0
+    assert torch.allclose(out[kept], x[kept] / (1 - p), rtol=1e-12, atol=0)
+    ratio = (out / x).mean().item()
+    assert abs(ratio - 1) < 5 * (p / (1 - p) / n) ** 0.5, ratio
+
+
+@pytest.mark.parametrize("other", [dict(key=2), dict(offset=64)])
+def test_masks_differ_across_steps_layers_and_positions_and_are_independent(other):
+    """Another key (another step, layer or seed) or other positions: masks that agree on about
+    p^2 + (1 - p)^2 of their elements, as independent ones do; the same key and positions: the same mask."""
+    base = mask_of()
+    assert torch.equal(base, mask_of())
+    agree = (base == mask_of(**other)).double().mean().item()
+    n = base.numel()
+    assert abs(agree - 0.5) < 5 * (0.25 / n) ** 0.5, agree
+    by_position = (base[:, 1:] == base[:, :-1]).double().mean().item()        # neighbouring tokens
+    by_row = (base[1:] == base[:-1]).double().mean().item()                     # the batch's samples
+    by_feature = (base[..., 1:] == base[..., :-1]).double().mean().item()
+    for share in (by_position, by_row, by_feature):
+        assert abs(share - 0.5) < 0.01, (by_position, by_row, by_feature)
+
+
+def test_draw_keys_differ_by_seed_stream_step_and_layer():
+    keys = {DropoutDraw(seed, stream, step).key(layer)
+            for seed in (0, 1) for stream in (0, 1) for step in (0, 1, 2) for layer in (0, 1, 2)}
+    assert len(keys) == 2 * 2 * 3 * 3
+    assert DropoutDraw(1, 0, 2, offset=7).key(5) == DropoutDraw(1, 0, 2).key(5)     # the offset is not in the key
 
 
 @pytest.mark.parametrize("kwargs,message", [(dict(r=0), "r must be a positive integer"),

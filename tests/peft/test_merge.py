@@ -172,3 +172,52 @@ def test_an_adapter_of_another_family_is_refused_naming_both(tmp_path, capsys, a
     assert len(err) == 1 and err[0].endswith(
         f"the adapter is for {titles[adapter_family]}, the model is {titles[base_family]}"), err
     assert not (tmp_path / "m.pth").exists()
+
+
+STOPPING_SAVE = """
+import os, signal, sys
+import torch
+from src.peft.merge import main
+
+def stopping_save(obj, path, *args, **kwargs):
+    with open(path, "wb") as f:                       # part of the file, as a long write would have by then
+        f.write(b"PK" + bytes(4094))
+    print(f"wrote 4096 bytes into {path}", flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)              # delivered here, before the write could finish
+    raise AssertionError("SIGTERM did not stop the write")
+
+torch.save = stopping_save
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_merge_stopped_by_sigterm_during_the_write_leaves_no_temporary_file(tmp_path):
+    """SIGTERM while the merged .pth is being written: one line, status 2, neither the output nor the
+    temporary file it was being written to is left."""
+    base, out_dir, _ = make_run(tmp_path, "lora")
+    output = tmp_path / "merged" / "m.pth"
+    result = subprocess.run([sys.executable, "-c", STOPPING_SAVE, "--base", str(base), "--lora", str(out_dir),
+                             "--output", str(output)], capture_output=True, text=True)
+    written = [line.split(" into ", 1)[1] for line in result.stdout.splitlines() if line.startswith("wrote 4096")]
+    assert written and written[0].startswith(str(output.parent / ".m.pth.")) and written[0].endswith(".tmp"), \
+        result.stdout + result.stderr
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == ["merge.py: stopped by SIGTERM; nothing was written (the output appears "
+                                          "whole or not at all)"]
+    assert list(output.parent.iterdir()) == []
+
+
+def test_a_temporary_file_left_by_a_killed_merge_is_removed_by_the_next(tmp_path, capsys):
+    """What SIGKILL leaves (nothing could run to remove it) goes, with a note, when the same output is next
+    written; another output's temporary file stays."""
+    base, out_dir, _ = make_run(tmp_path, "lora")
+    output = tmp_path / "m.pth"
+    stale, other = tmp_path / ".m.pth.k1ll3d_x.tmp", tmp_path / ".n.pth.k1ll3d_x.tmp"
+    stale.write_bytes(b"PK" + bytes(1000))
+    other.write_bytes(b"PK")
+    assert main(["--base", str(base), "--lora", str(out_dir), "--output", str(output)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"note: removed 1 temporary file left in {tmp_path} by an interrupted write of {output} "
+                   f"(.m.pth.k1ll3d_x.tmp)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["base.pth", "out", "m.pth", other.name])

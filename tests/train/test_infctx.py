@@ -13,6 +13,7 @@ from src.bench.infctx import boundary_bytes
 from src.model import RWKV6Config
 from src.model import init_rwkv6
 from src.peft import PeftConfig, apply_peft, read_adapter
+from src.peft.lora import DropoutDraw
 from src.train import config_from_values, run
 from src.train.infctx import sample_loss
 from tests.helpers import rel_err
@@ -60,6 +61,49 @@ def test_chunks_give_the_whole_samples_loss_and_gradients(method):
         assert chunked.keys() == grads.keys() and grads
         for name, g in grads.items():
             assert rel_err(chunked[name], g) < 1e-5, (method, chunk_ctx, name)
+
+
+DROPOUT_PEFTS = {"lora": PeftConfig("lora", 8, alpha=16, dropout=0.5), "pissa": PeftConfig("pissa", 8, dropout=0.3)}
+
+
+def draw_loss_and_grads(model, x, y, mask, chunk_ctx, draw):
+    model.zero_grad(set_to_none=True)
+    loss = sample_loss(model, x, y, mask, True, chunk_ctx, draw)
+    loss.backward()
+    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("method, grad_cp", [("lora", False), ("pissa", False), ("lora", True)])
+def test_chunks_draw_the_whole_samples_dropout_masks(method, grad_cp):
+    """LoRA / PiSSA with dropout: the masks are keyed by token position, so the chunks (7 and 16 tokens,
+    with and without gradient checkpointing inside them) give the whole sample's loss and gradients; a
+    draw of another step gives another loss, and one without dropout another still (it does drop)."""
+    x, y, mask = batch()
+    model = model_with(DROPOUT_PEFTS[method], grad_cp=grad_cp)
+    draw = DropoutDraw(seed=11, step=5)
+    assert DropoutDraw.attach(model, draw) == 16
+    loss, grads = draw_loss_and_grads(model, x, y, mask, 0, draw)
+    for chunk_ctx in (7, 16):
+        chunked_loss, chunked = draw_loss_and_grads(model, x, y, mask, chunk_ctx, draw)
+        assert chunked_loss == pytest.approx(loss, rel=1e-6), chunk_ctx
+        assert chunked.keys() == grads.keys() and grads
+        for name, g in grads.items():
+            assert rel_err(chunked[name], g) < 1e-5, (method, chunk_ctx, name)
+    draw.step = 6
+    assert draw_loss_and_grads(model, x, y, mask, 7, draw)[0] != pytest.approx(loss, rel=1e-4)
+    draw.step = 5
+    model.eval()
+    assert draw_loss_and_grads(model, x, y, mask, 7, draw)[0] != pytest.approx(loss, rel=1e-4)
+
+
+def test_without_a_draw_chunks_draw_their_own_masks():
+    """The reason for the draw: torch's dropout gives each chunk fresh masks, and the loss differs."""
+    x, y, mask = batch()
+    model = model_with(DROPOUT_PEFTS["lora"])
+    torch.manual_seed(0)
+    whole = loss_and_grads(model, x, y, mask, 0)[0]
+    torch.manual_seed(0)
+    assert loss_and_grads(model, x, y, mask, 7)[0] != pytest.approx(whole, rel=1e-4)
 
 
 def test_gradients_cross_chunk_boundaries_and_masks_count_over_the_whole_sample():
@@ -123,6 +167,24 @@ def test_train_py_with_chunk_ctx_follows_the_whole_sample_run(tiny_fp32_checkpoi
     assert any(k.endswith("time_state") for k in tensors[0])
     for name, t in tensors[0].items():
         assert rel_err(tensors[12][name], t) < 5e-5, name
+
+
+def test_train_py_with_lora_dropout_and_chunk_ctx_follows_the_whole_sample_run(tiny_fp32_checkpoint, sample_data,
+                                                                              tmp_path):
+    """--lora_dropout 0.5: the chunked run's losses are the unchunked run's at every step (each chunk draws
+    the whole sample's dropout masks), and the trained adapters agree."""
+    curves, tensors = {}, {}
+    for chunk in (0, 8):
+        proj = tmp_path / f"chunk{chunk}"
+        values = flags(tiny_fp32_checkpoint, sample_data, proj, epoch_steps=3, warmup_steps=0, peft="lora", peft_r=8,
+                       lora_alpha=16, lora_dropout=0.5, chunk_ctx=chunk, ctx_len=32, micro_bsz=2, adam_eps=1.0,
+                       lr_init=1.0, lr_final=1.0)
+        run(config_from_values({}, values))
+        curves[chunk] = [float(r["loss"]) for r in csv.DictReader(open(Path(proj) / "metrics.csv"))]
+        tensors[chunk] = read_adapter(proj / "checkpoint-000003").tensors
+    assert len(curves[0]) == 3 and curves[8] == pytest.approx(curves[0], rel=1e-5)
+    for name, t in tensors[0].items():
+        assert rel_err(tensors[8][name], t) < 5e-5, name
 
 
 def test_every_steps_gradients_agree_over_several_steps():
