@@ -11,7 +11,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..data import BinIdx
 from ..model import load_model
@@ -28,7 +27,7 @@ from .preflight import CheckedRun
 from .random_base import BASE, base_path, is_this_runs_base, save_random_base
 from .resume import abandon_newer
 from .run_dir import RUN_CONFIG, TRAINER_STATE
-from .signals import StopRequest
+from .signals import StopRequest, keep_lightning_off_sigterm
 from .strategy import make_strategy
 from .validation import Validation
 
@@ -115,7 +114,7 @@ def step_end(cfg: TrainConfig, resume_step: int) -> StepEnd:
 
 def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
     """Train the run that check_run passed; extra_callbacks join the run's own, after them. Returns the
-    steps trained, proj_dir and whether it stopped early (on request)."""
+    steps trained, proj_dir and whether it stopped early (on request, at the end of a step)."""
     resume_from, resume_step = checked.resume_from, checked.resume_step
     is_rank_zero = global_rank_from_env(cfg.devices) == 0
     proj_dir = Path(cfg.proj_dir)
@@ -144,6 +143,7 @@ def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback
         gradient_clip_val=cfg.grad_clip or None, use_distributed_sampler=False, logger=make_logger(cfg, proj_dir),
         enable_checkpointing=False, callbacks=callbacks, enable_progress_bar=cfg.progress_bar,
         enable_model_summary=False, log_every_n_steps=1, num_sanity_val_steps=0)
+    keep_lightning_off_sigterm(trainer, stop)
     if resume_from is not None and is_rank_zero:
         print(f"resuming from {resume_from} (step {resume_step})", flush=True)
     stop.install()
@@ -153,8 +153,6 @@ def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback
             # resumed run continues exactly; its warning that it might not would mislead
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
             trainer.fit(module, ckpt_path=str(resume_from / TRAINER_STATE) if resume_from else None)
-    except SIGTERMException:             # Lightning's own SIGTERM exit, after our checkpoint was saved
-        ending.training_log.plot(trainer.is_global_zero)
     except Exception as e:
         if resume_from is None or record.started:
             raise
@@ -163,4 +161,4 @@ def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback
                          f"{first}); it is damaged or incomplete: resume from an earlier checkpoint") from None
     finally:
         stop.uninstall()
-    return {"steps": trainer.global_step, "proj_dir": proj_dir, "stopped_early": stop.requested}
+    return {"steps": trainer.global_step, "proj_dir": proj_dir, "stopped_early": ending.stopped_at is not None}

@@ -313,7 +313,9 @@ def test_resume_after_kill_equals_the_uninterrupted_run(tiny_fp32_checkpoint, sa
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_then_exits(tiny_fp32_checkpoint, sample_data, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_then_exits(tiny_fp32_checkpoint, sample_data, tmp_path, signum):
+    """The signal arrives at whatever moment of a step the process is in (test_stop.py sends it at chosen ones)."""
     values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "run", epoch_steps=1000, epoch_save=100)
     proc = train_subprocess(values)
     metrics = tmp_path / "run" / "metrics.csv"
@@ -321,10 +323,11 @@ def test_ctrl_c_saves_then_exits(tiny_fp32_checkpoint, sample_data, tmp_path):
     while len(metrics.read_text().splitlines()) < 4 if metrics.exists() else True:   # 3 steps done
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "stopped early at step" in out
+    assert f"[{signal.Signals(signum).name}] stopping after this step" in out
     saved = [p for p in (tmp_path / "run").glob("checkpoint-*")]
     assert len(saved) == 1 and (saved[0] / "trainer_state").is_dir()
     step = int(saved[0].name.split("-")[1])
