@@ -109,7 +109,7 @@ def preflight(cfg: TrainConfig) -> RWKVConfig:
     if not cfg.data_file:
         raise ValueError("--data_file PREFIX is required (make one with scripts/make_data.sh)")
     data = BinIdx(cfg.data_file)
-    data.check_vocabulary(model_config.vocab_size, cfg.data_file)
+    data.check_vocabulary(model_config.vocab_size, f"--data_file {cfg.data_file}")
     TokenDataset(data, cfg.data_type, cfg.ctx_len)                # enough data for one sample?
     if cfg.val_data:
         check_validation_data(cfg, model_config)

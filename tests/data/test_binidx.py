@@ -109,3 +109,41 @@ def test_check_vocabulary(tmp_path):
     with pytest.raises(ValueError, match=r"--val_data x holds token 999, but the model's vocabulary has 999 tokens "
                                          r"\(0..998\)"):
         data.check_vocabulary(999, "--val_data x")
+
+
+def write_tokens(prefix, tokens, dtype):
+    """One document of `tokens` stored as `dtype`, whatever the values (the writer refuses ids below 0)."""
+    with BinIdxWriter(prefix, dtype=np.int64 if np.dtype(dtype).kind == "f" else dtype) as w:
+        w.add_document([[0] * len(tokens)])
+    if np.dtype(dtype).kind == "f":                           # the writer has no float codes: patch the index
+        idx = bytearray(open(f"{prefix}.idx", "rb").read())
+        idx[17] = 6                                           # float64, as wide as int64
+        open(f"{prefix}.idx", "wb").write(bytes(idx))
+    open(f"{prefix}.bin", "wb").write(np.asarray(tokens, dtype=dtype).tobytes())
+
+
+@pytest.mark.parametrize("tokens, dtype, vocab, bad", [
+    ([1, 2, 999], np.uint16, 1000, None),
+    ([1, 2, 999], np.uint16, 999, 999),
+    ([1, 2, 65535], np.uint16, 65536, None),               # uint16 ids always fit 65536: not read
+    ([3, -5, 7, -2], np.int32, 65536, -5),                 # a signed type: below 0 (the lowest named)
+    ([3, -5, 70000], np.int32, 65536, -5),
+    ([3, 70000, 7], np.int32, 65536, 70000),
+    ([3, 4, 65535], np.int32, 65536, None),
+    ([3, -1, 2**40], np.int64, 65536, -1),
+    ([3, 2**40], np.int64, 65536, 2**40),
+    ([3.0, 4.0], np.float64, 65536, None),
+    ([3.0, 4.5], np.float64, 65536, 4.5),
+    ([3.0, -2.0], np.float64, 65536, -2),
+])
+def test_check_vocabulary_by_token_type(tmp_path, tokens, dtype, vocab, bad):
+    write_tokens(tmp_path / "d", tokens, dtype)
+    data = BinIdx(tmp_path / "d")
+    assert data.dtype == np.dtype(dtype)
+    if bad is None:
+        data.check_vocabulary(vocab, "--data_file d")
+        return
+    with pytest.raises(ValueError) as e:
+        data.check_vocabulary(vocab, "--data_file d")
+    assert str(e.value) == (f"--data_file d holds token {bad}, but the model's vocabulary has {vocab} tokens "
+                            f"(0..{vocab - 1})")
