@@ -216,6 +216,12 @@ def test_random_init_is_saved_as_base_and_merges(sample_data, tmp_path):
     values = flags("", sample_data, proj, model="tiny", load_model="", epoch_steps=4, warmup_steps=1)
     run(config_from_values({}, values))
     assert (proj / "base.pth").is_file()
+    from src.model import load_model
+    from src.model.init import init_model
+    from src.utils.files import file_fingerprint
+    saved, made = load_model(proj / "base.pth").state_dict(), init_model(RWKV6Config.preset("tiny"), seed=7).state_dict()
+    assert saved.keys() == made.keys() and all(torch.equal(saved[k], made[k]) for k in made)   # the init trained on
+    assert read_adapter(proj / "checkpoint-000004").base_fingerprint == file_fingerprint(proj / "base.pth")
     assert merge_main(["--base", str(proj / "base.pth"), "--bone", str(proj), "--output", str(tmp_path / "m.pth"),
                        "--check"]) == 0
 
