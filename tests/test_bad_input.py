@@ -11,6 +11,7 @@ import errno
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,6 +24,7 @@ from src.data.make_data import make_data
 from src.model import load_rwkv6
 from src.peft import PeftConfig, apply_peft, save_adapter
 from src.utils.atomic import WriteError, atomic_torch_save, atomic_write_text, umask
+from tests.data.test_binidx import write_tokens
 
 COMMANDS = {"train": src.train.trainer.main, "merge": src.peft.merge.main, "make_data": src.data.make_data.main,
             "init_model": src.model.init.main}
@@ -42,6 +44,9 @@ def world(tmp_path_factory, tiny_fp32_checkpoint, sample_data, world_tokenizer):
     (w / "deep.jsonl").write_text('{"text": ' + "[" * 100_000 + "\n")
     (w / "empty_sft.jsonl").write_text('{"prompt": "", "response": ""}\n' * 3)
     make_data(w / "empty_sft.jsonl", w / "empty_sft", world_tokenizer)
+    tokens = BinIdx(w / "data").tokens.astype(np.int32)
+    tokens[len(tokens) // 2] = -5                             # an id no vocabulary has, deep inside
+    write_tokens(w / "negative", tokens, np.int32)
     (w / "a_file").write_text("x")
     (w / "garbage_state.pth").write_bytes(b"101")
     (w / "empty_state.pth").write_bytes(b"")
@@ -83,8 +88,14 @@ CASES = [
      "--load_model {w}/a_dir is a directory"),
     ("sft data with nothing to learn", "train", [*TRAIN, "--data", "{w}/empty_sft", "--data_type", "sft"],
      "empty_sft: no sample has a target token to learn from"),
+    ("data beyond the vocabulary names the flag", "train", [*TRAIN, "--load_model", "", "--model", "{w}/small.json"],
+     "--data_file {w}/data holds token "),
     ("data beyond the vocabulary", "train", [*TRAIN, "--load_model", "", "--model", "{w}/small.json"],
      "but the model's vocabulary has 1000 tokens (0..999)"),
+    ("a negative token id", "train", [*TRAIN, "--data", "{w}/negative"],
+     "--data_file {w}/negative holds token -5, but the model's vocabulary has 65536 tokens (0..65535)"),
+    ("a negative token id in the validation data", "train", [*TRAIN, "--val_data", "{w}/negative"],
+     "--val_data {w}/negative holds token -5, but the model's vocabulary has 65536 tokens (0..65535)"),
     ("merge over the adapter it reads", "merge", [*MERGE, "--output", "{w}/run/checkpoint-000003/adapter.pth",
                                                   "--overwrite"], "is one of this command's inputs"),
     ("merge over the base", "merge", [*MERGE, "--output", "{w}/base.pth", "--overwrite"],

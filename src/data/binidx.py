@@ -100,13 +100,20 @@ class BinIdx:
         return np.concatenate(items) if items else np.zeros(0, self.dtype)
 
     def check_vocabulary(self, vocab_size: int, what: str | None = None) -> None:
-        """Every token id below `vocab_size`, or a ValueError naming `what` (default: the prefix), the
-        largest token and the vocabulary. The tokens are read (once) only when their type could exceed it."""
-        if vocab_size > np.iinfo(self.dtype).max or not self.num_tokens:
+        """Every token id in 0..vocab_size-1, or a ValueError naming `what` (default: the prefix), the
+        offending id (the lowest below 0, else the highest) and the vocabulary. The tokens are read only
+        when their type could hold one outside it (a signed type: below 0; a wide one: too high)."""
+        if not self.num_tokens:
             return
-        largest = int(self.tokens.max())
-        if largest >= vocab_size:
-            raise ValueError(f"{what or self.prefix} holds token {largest}, but the model's vocabulary has "
+        bad = None                                                   # integer types only (see __init__)
+        if np.iinfo(self.dtype).min < 0:
+            lowest = self.tokens.min()
+            bad = lowest if lowest < 0 else None
+        if bad is None and np.iinfo(self.dtype).max >= vocab_size:
+            highest = self.tokens.max()
+            bad = highest if highest >= vocab_size else None
+        if bad is not None:
+            raise ValueError(f"{what or self.prefix} holds token {int(bad)}, but the model's vocabulary has "
                              f"{vocab_size} tokens (0..{vocab_size - 1})")
 
     def window(self, offset: int, length: int) -> np.ndarray:

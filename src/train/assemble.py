@@ -1,6 +1,8 @@
 """A checked run put together and trained: the model with its adapters (loaded, or a random init kept
-as proj_dir/base.pth), the Lightning module, the callbacks, DeepSpeed's strategy and the Lightning
-Trainer; `fit` runs it and returns what happened. The checks before it are preflight.py's."""
+as proj_dir/base.pth once training starts), the Lightning module, the callbacks, DeepSpeed's strategy
+and the Lightning Trainer; `fit` runs it and returns what happened. The checks before it are
+preflight.py's; nothing is written in proj_dir before training starts (RunRecord), after the last of
+them, a resume's restored trainer state."""
 
 from __future__ import annotations
 
@@ -11,11 +13,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..data import BinIdx
 from ..model import load_model
-from ..model.init import init_model
+from ..model.init import init_model, init_state_dict
 from ..peft import apply_peft, load_adapter, read_adapter
 from ..peft.state import load_time_state
 from ..utils.atomic import atomic_write_text, writing
@@ -28,7 +29,7 @@ from .preflight import CheckedRun
 from .random_base import BASE, base_path, is_this_runs_base, save_random_base
 from .resume import abandon_newer
 from .run_dir import RUN_CONFIG, TRAINER_STATE
-from .signals import StopRequest
+from .signals import StopRequest, keep_lightning_off_sigterm
 from .strategy import make_strategy
 from .validation import Validation
 
@@ -39,18 +40,21 @@ def global_rank_from_env(devices_per_node: int) -> int:
     return node * devices_per_node + local
 
 
+def makes_random_base(cfg: TrainConfig, model_config) -> bool:
+    """The run trains from a new random init of --model, written as proj_dir/base.pth once training starts."""
+    return not cfg.load_model and not is_this_runs_base(cfg, model_config)
+
+
 def build_model(cfg: TrainConfig, model_config, resume_from: Path | None, is_rank_zero: bool):
-    """The base model (loaded, or a random init saved as proj_dir/base.pth) with its adapters."""
+    """The base model (loaded, or a random init that RunRecord saves as proj_dir/base.pth) with its adapters."""
     dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
     runtime = dict(grad_cp=cfg.grad_cp, wkv_backend=cfg.wkv_backend)
     if cfg.load_model:
         model = load_model(cfg.load_model, dtype=dtype, **runtime)
-    elif is_this_runs_base(cfg, model_config):
+    elif not makes_random_base(cfg, model_config):
         model = load_model(Path(cfg.proj_dir) / BASE, dtype=dtype, config=model_config.replace(**runtime))
     else:
         model = init_model(model_config.replace(**runtime), seed=cfg.seed, dtype=dtype)
-        if is_rank_zero:
-            save_random_base(model, cfg, model_config, dtype)
     model.train()
     if cfg.peft is None:
         model.requires_grad_(True)
@@ -77,17 +81,26 @@ def make_logger(cfg: TrainConfig, proj_dir: Path):
 
 
 class RunRecord(L.Callback):
-    """When training starts (the checkpoint, if any, restored), and only then: the newer checkpoints of a
-    resumed run are moved aside, the changed settings printed, train_config.json written."""
+    """When training starts (the checkpoint, if any, restored: the last of a resume's checks), and only
+    then: a new random base written as proj_dir/base.pth (`random_base`: its config), the newer
+    checkpoints of a resumed run moved aside, the changed settings printed, train_config.json written."""
 
-    def __init__(self, cfg: TrainConfig, resume_step: int, changed: list[str]):
+    def __init__(self, cfg: TrainConfig, resume_step: int, changed: list[str], random_base=None):
         self.cfg, self.resume_step, self.changed = cfg, resume_step, changed
+        self.random_base = random_base
         self.started = False
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.started = True
         if not trainer.is_global_zero:
             return
+        if self.random_base is not None:
+            # the same tensors as the model's own init (seeded, on the CPU); the model itself may already
+            # hold adapters merged into its weights, or be partitioned by DeepSpeed
+            dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float32
+            save_random_base(init_state_dict(self.random_base, seed=self.cfg.seed, dtype=dtype), self.cfg,
+                             self.random_base, dtype)
+            pl_module.base_fingerprint = file_fingerprint(base_path(self.cfg))
         proj_dir = Path(self.cfg.proj_dir)
         if self.cfg.resume:
             abandoned = abandon_newer(proj_dir, self.resume_step)
@@ -115,7 +128,7 @@ def step_end(cfg: TrainConfig, resume_step: int) -> StepEnd:
 
 def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback, ...] = ()) -> dict:
     """Train the run that check_run passed; extra_callbacks join the run's own, after them. Returns the
-    steps trained, proj_dir and whether it stopped early (on request)."""
+    steps trained, proj_dir and whether it stopped early (on request, at the end of a step)."""
     resume_from, resume_step = checked.resume_from, checked.resume_step
     is_rank_zero = global_rank_from_env(cfg.devices) == 0
     proj_dir = Path(cfg.proj_dir)
@@ -128,12 +141,13 @@ def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback
         torch.set_float32_matmul_precision("high")
     accelerator = cfg.resolved_accelerator
 
+    random_base = checked.model_config if makes_random_base(cfg, checked.model_config) else None
     model = build_model(cfg, checked.model_config, resume_from, is_rank_zero)
     stop = StopRequest()
     base = base_path(cfg)
-    module = RWKVTrainingModule(model, cfg, BinIdx(cfg.data_file), stop,
-                                base_fingerprint=file_fingerprint(base) if base.is_file() else None)
-    record = RunRecord(cfg, resume_step, checked.changed)
+    module = RWKVTrainingModule(model, cfg, BinIdx(cfg.data_file), stop,     # a new random base's: RunRecord's
+                                base_fingerprint=file_fingerprint(base) if random_base is None else None)
+    record = RunRecord(cfg, resume_step, checked.changed, random_base)
     ending = step_end(cfg, resume_step)
     callbacks = [record, ending, *([ProgressBar()] if cfg.progress_bar else []), *extra_callbacks]
     trainer = L.Trainer(
@@ -144,6 +158,7 @@ def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback
         gradient_clip_val=cfg.grad_clip or None, use_distributed_sampler=False, logger=make_logger(cfg, proj_dir),
         enable_checkpointing=False, callbacks=callbacks, enable_progress_bar=cfg.progress_bar,
         enable_model_summary=False, log_every_n_steps=1, num_sanity_val_steps=0)
+    keep_lightning_off_sigterm(trainer, stop)
     if resume_from is not None and is_rank_zero:
         print(f"resuming from {resume_from} (step {resume_step})", flush=True)
     stop.install()
@@ -153,8 +168,6 @@ def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback
             # resumed run continues exactly; its warning that it might not would mislead
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
             trainer.fit(module, ckpt_path=str(resume_from / TRAINER_STATE) if resume_from else None)
-    except SIGTERMException:             # Lightning's own SIGTERM exit, after our checkpoint was saved
-        ending.training_log.plot(trainer.is_global_zero)
     except Exception as e:
         if resume_from is None or record.started:
             raise
@@ -163,4 +176,4 @@ def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback
                          f"{first}); it is damaged or incomplete: resume from an earlier checkpoint") from None
     finally:
         stop.uninstall()
-    return {"steps": trainer.global_step, "proj_dir": proj_dir, "stopped_early": stop.requested}
+    return {"steps": trainer.global_step, "proj_dir": proj_dir, "stopped_early": ending.stopped_at is not None}

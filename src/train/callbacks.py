@@ -33,14 +33,15 @@ REQUIRED_COLUMNS = METRICS_COLUMNS[:-1]          # val_loss is empty where no va
 
 class StepEnd(L.Callback):
     """Everything that follows an optimizer step, in the order of the module docstring. The step ended
-    when the module's window of micro-batches closed (`between_steps`); the stop is the one every rank
-    agreed on in that step's reduction (`stop_agreed`)."""
+    when the module's window of micro-batches closed (`between_steps`); whether it is the last, on request,
+    the module says (`stop_here`)."""
 
     def __init__(self, training_log: TrainingLog, checkpointing: Checkpointing, validation: Validation | None = None):
         self.training_log = training_log
         self.checkpointing = checkpointing
         self.validation = validation
         self.gradients_checked = False
+        self.stopped_at: int | None = None         # the step after which the run stopped on request
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.training_log.start(trainer.is_global_zero)
@@ -55,10 +56,11 @@ class StepEnd(L.Callback):
         if not self.gradients_checked:
             self.gradients_checked = True
             check_gradients_reach_the_loss(trainer, pl_module)
-        stop = pl_module.stop_agreed
+        stop = pl_module.stop_here
         if stop or self.checkpointing.due(step):
             self.checkpointing.save(trainer, pl_module, step, keep_state=stop)
         if stop:
+            self.stopped_at = step
             trainer.should_stop = True
 
     def on_train_end(self, trainer, pl_module) -> None:

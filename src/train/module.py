@@ -64,6 +64,14 @@ class RWKVTrainingModule(L.LightningModule):
         micro-batch, and after the last one (the step has ended)."""
         return self._window_count == 0
 
+    @property
+    def stop_here(self) -> bool:
+        """Whether the step that just ended is the last: every rank agreed on a stop in its reduction, or
+        (on a single rank) the stop was asked for after that reduction, during the backward or the
+        optimizer step. With several ranks such a late request is agreed at the next step's reduction."""
+        late = self.stop is not None and self.stop.requested and self.trainer.world_size == 1
+        return self.stop_agreed or late
+
     def on_train_batch_start(self, batch, batch_idx) -> None:
         if self.between_steps:                                  # the first micro-batch of a step
             self.lr_used = lr_at(self.trainer.global_step, self.cfg)

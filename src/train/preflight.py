@@ -3,8 +3,10 @@ work stops at once with a one-line error naming the flag.
 
 `check_run(cfg)` does it all, in order: the values (config.validate); `preflight`: the device,
 the logger's package, the base model's shapes and family (memory-mapped, nothing loaded), the
-adapters' fit to them (on the meta device), the data; the run directory (run_dir.py); a resume's
-trainer state, settings, adapter, metrics and step count (`check_resume`).
+adapters' fit to them (on the meta device), the data against the vocabulary; the run directory
+(run_dir.py); a resume's trainer state, settings, adapter and the base it was trained on, metrics and
+step count (`check_resume`). The one check left, restoring the trainer state, comes as training starts
+and before anything is written there (assemble.RunRecord).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from ..peft.apply import resolve_targets
 from ..utils.files import file_fingerprint
 from .callbacks import REQUIRED_COLUMNS
 from .config import TrainConfig, validate
-from .random_base import base_path, check_random_base
-from .resume import check_metrics, check_trainer_state, compare
+from .random_base import BASE, base_path, check_random_base
+from .resume import check_metrics, check_trainer_state, compare, saved_config
 from .run_dir import check_run_directory, checkpoint_step, find_resume_checkpoint
 
 
@@ -109,7 +111,7 @@ def preflight(cfg: TrainConfig) -> RWKVConfig:
     if not cfg.data_file:
         raise ValueError("--data_file PREFIX is required (make one with scripts/make_data.sh)")
     data = BinIdx(cfg.data_file)
-    data.check_vocabulary(model_config.vocab_size, cfg.data_file)
+    data.check_vocabulary(model_config.vocab_size, f"--data_file {cfg.data_file}")
     TokenDataset(data, cfg.data_type, cfg.ctx_len)                # enough data for one sample?
     if cfg.val_data:
         check_validation_data(cfg, model_config)
@@ -132,7 +134,8 @@ def check_validation_data(cfg: TrainConfig, model_config) -> None:
 
 def check_resume(cfg: TrainConfig, resume_from: Path) -> list[str]:
     """Everything a resume needs, checked before it writes anything: the trainer state's files, the
-    settings it may not change, the step count, the adapter and metrics.csv. Returns the changes."""
+    settings it may not change, the step count, the adapter and the base it was trained on, metrics.csv.
+    Returns the changes."""
     proj_dir = Path(cfg.proj_dir)
     check_trainer_state(resume_from, proj_dir)
     changed = compare(cfg, resume_from)
@@ -141,13 +144,38 @@ def check_resume(cfg: TrainConfig, resume_from: Path) -> list[str]:
         if adapter.config != cfg.peft:
             raise ValueError(f"--resume {resume_from}: it was trained with {adapter.config}, this run asks for "
                              f"{cfg.peft}")
-        base = base_path(cfg)
-        if adapter.base_fingerprint and base.is_file() and file_fingerprint(base) != adapter.base_fingerprint:
-            raise ValueError(f"--resume {resume_from}: it was trained on another base file than {base} (the "
-                             f"shapes agree, the contents differ): resume with the base it was trained on")
+        check_same_base(cfg, resume_from, adapter)
     check_metrics(proj_dir / "metrics.csv", REQUIRED_COLUMNS)
     step = checkpoint_step(resume_from)
     if cfg.total_steps <= step:
         raise ValueError(f"--resume {resume_from} is at step {step}, and this run ends at step {cfg.total_steps}: "
                          f"nothing is left to train; give more steps (--steps, --epoch_count) to go on")
     return changed
+
+
+def describe_base(settings: dict, proj_dir: Path) -> str:
+    """The base a run's settings name: its --load_model, or the random init of its --model in proj_dir."""
+    if settings.get("load_model"):
+        return f"--load_model {settings['load_model']}"
+    return f"the random init of --model {settings.get('model')} ({proj_dir / BASE})"
+
+
+def check_same_base(cfg: TrainConfig, resume_from: Path, adapter) -> None:
+    """A resumed adapter goes on training on the base file it was trained on, the one whose fingerprint it
+    records (an adapter written before fingerprints were recorded cannot be checked). A random base this
+    run would make anew is never that file: the earlier run's base.pth must be there."""
+    if not adapter.base_fingerprint:
+        return
+    proj_dir = Path(cfg.proj_dir)
+    settings, _ = saved_config(resume_from, proj_dir)
+    base = base_path(cfg)
+    if base.is_file():
+        found = file_fingerprint(base)
+        if found == adapter.base_fingerprint:
+            return
+        here = f"{describe_base(cfg.to_dict(), proj_dir)} (fingerprint {found})"
+    else:
+        here = f"a new random init of --model {cfg.model} (no {base} to reuse)"
+    raise ValueError(f"--resume {resume_from}: its adapter was trained on {describe_base(settings or {}, proj_dir)} "
+                     f"(fingerprint {adapter.base_fingerprint}), this run's base is {here}: resume with the base it "
+                     f"was trained on")

@@ -53,10 +53,11 @@ def is_this_runs_base(cfg: TrainConfig, model_config) -> bool:
     return random_base_differences(Path(cfg.proj_dir), model_config, cfg.seed, bool(cfg.resume)) == []
 
 
-def save_random_base(model, cfg: TrainConfig, model_config, dtype) -> None:
-    """proj_dir/base.pth, and beside it base.json: the preset and the shapes and seed it was made from."""
+def save_random_base(model_or_state, cfg: TrainConfig, model_config, dtype) -> None:
+    """proj_dir/base.pth (of a model or its state dict), and beside it base.json: the preset and the
+    shapes and seed it was made from."""
     base = Path(cfg.proj_dir) / BASE
-    save_checkpoint(model, base, dtype=dtype)
+    save_checkpoint(model_or_state, base, dtype=dtype)
     record = {"model": cfg.model, "shapes": model_config.shape_signature(), "seed": cfg.seed}
     atomic_write_text(base.with_name(BASE_RECORD), json.dumps(record, indent=2) + "\n")
     print(f"random initial model saved as {base} (merge.py --base {base})", flush=True)

@@ -1,9 +1,15 @@
-"""Stopping a run on request: Ctrl-C or SIGTERM stops it at the next step boundary, after a
-checkpoint (StopRequest); a second Ctrl-C stops it at once (StopNow)."""
+"""Stopping a run on request: Ctrl-C or SIGTERM stops it at the end of the step under way, after a
+checkpoint of that step (StopRequest); a second Ctrl-C stops it at once (StopNow).
+
+Lightning has a SIGTERM handler of its own: it ends the run at the end of the batch by raising
+SIGTERMException, without our checkpoint when the signal came after the step's reduction had read the
+stop flag. `keep_lightning_off_sigterm` keeps ours the only one."""
 
 from __future__ import annotations
 
 import signal
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StopNow(BaseException):
@@ -11,25 +17,50 @@ class StopNow(BaseException):
 
 
 class StopRequest:
-    """Ctrl-C (SIGINT) or SIGTERM asks the run to stop at the next step boundary, after
-    saving a checkpoint. A second Ctrl-C interrupts at once (StopNow)."""
+    """Ctrl-C (SIGINT) or SIGTERM asks the run to stop at the end of the step under way, after saving a
+    checkpoint of it. A second Ctrl-C interrupts at once (StopNow)."""
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict = {}
 
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            raise StopNow
+        self.requested = True
+        print(f"\n[{signal.Signals(signum).name}] stopping after this step, once a checkpoint is saved "
+              f"(press Ctrl-C again to stop at once)", flush=True)
+
     def install(self) -> None:
-        def handler(signum, frame):
-            if self.requested:
-                raise StopNow
-            self.requested = True
-            print(f"\n[{signal.Signals(signum).name}] stopping after this step, once a checkpoint is saved "
-                  f"(press Ctrl-C again to stop at once)", flush=True)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, handler)
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handler)
+
+    def reclaim(self) -> None:
+        """Take the stop signals back from whoever replaced our handler since `install` (keeping
+        what `uninstall` gives back)."""
+        for signum in self._previous:
+            signal.signal(signum, self._handler)
 
     def uninstall(self) -> None:
         """Give the signals back to whoever had them (the run may live inside a larger program)."""
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous = {}
+
+
+def keep_lightning_off_sigterm(trainer, stop: StopRequest) -> None:
+    """Lightning installs its signal handlers when `fit` starts (its SIGTERM one beside the handler then
+    in place, which it also calls); right after, ours are made the only ones again, so a SIGTERM is a
+    StopRequest and nothing else. Its other handlers (SLURM's requeue signal) stay. Lightning restores
+    the handlers it found (ours) when fit ends."""
+    connector = getattr(trainer, "_signal_connector", None)
+    if connector is None or not callable(getattr(connector, "register_signal_handlers", None)):
+        raise RuntimeError("this Lightning version installs its signal handlers elsewhere: a SIGTERM would end the "
+                           "run without a checkpoint; update src/train/signals.py")
+    register = connector.register_signal_handlers
+
+    def register_then_reclaim() -> None:
+        register()
+        stop.reclaim()
+
+    connector.register_signal_handlers = register_then_reclaim

@@ -6,7 +6,8 @@ turns how a run ended into an exit status and one line saying what to do.
 A run is every check first (preflight.py: nothing is loaded or written before they pass), then
 the run put together and trained (assemble.py). The exit statuses: 0 done (or stopped on
 request, after a checkpoint), 2 a bad flag or file, 3 training went wrong (a non-finite loss,
-nothing to learn), 4 out of GPU memory, 2 also for a second Ctrl-C (stopped at once).
+nothing to learn, or the last step without a checkpoint), 4 out of GPU memory, 2 also for a second
+Ctrl-C (stopped at once).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .assemble import fit, global_rank_from_env
 from .config import TrainConfig, parse_args
 from .loss import NonFiniteLoss, NothingToLearn
 from .preflight import check_run, preflight
-from .run_dir import resumable
+from .run_dir import checkpoints, resumable
 from .signals import StopNow
 
 __all__ = ["run", "main", "preflight", "OOM_ADVICE"]
@@ -51,6 +52,14 @@ def last_good(proj_dir: Path) -> str:
     return "No checkpoint was saved: start again (without --resume, with --overwrite) with"
 
 
+def without_checkpoint(proj_dir: Path) -> str:
+    """What to do when the last step has no checkpoint."""
+    found = resumable(proj_dir)
+    if found:
+        return f"the newest to resume from is {found[-1][1]} (--resume latest)"
+    return f"there is none in {proj_dir}: start again (without --resume, with --overwrite)"
+
+
 def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         cfg = parse_args(argv)
@@ -71,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"newest in {cfg.proj_dir} is the one to --resume", file=sys.stderr)
             return 2
         if global_rank_from_env(cfg.devices) == 0:
+            if not any(step == result["steps"] for step, _ in checkpoints(result["proj_dir"])):
+                print(f"train.py: {'stopped' if result['stopped_early'] else 'ended'} at step {result['steps']}, but "
+                      f"no checkpoint of it was written; {without_checkpoint(Path(result['proj_dir']))}",
+                      file=sys.stderr)
+                return 3
             done = "stopped early at" if result["stopped_early"] else "finished"
             print(f"{done} step {result['steps']} in {result['seconds']:.0f}s; checkpoints, metrics.csv and loss.png "
                   f"in {result['proj_dir']}")

@@ -133,3 +133,34 @@ def test_integer_token_dtypes_are_read(tmp_path, code, dtype):
                 + np.asarray([0, 1], np.int64).tobytes())
     data = BinIdx(tmp_path / "d")
     assert data.dtype == np.dtype(dtype) and data.document(0).tolist() == [5, 6, 7, 0]
+
+
+def write_tokens(prefix, tokens, dtype):
+    """One document of `tokens` stored as `dtype`, whatever the values (the writer refuses ids below 0)."""
+    with BinIdxWriter(prefix, dtype=dtype) as w:
+        w.add_document([[0] * len(tokens)])
+    open(f"{prefix}.bin", "wb").write(np.asarray(tokens, dtype=dtype).tobytes())
+
+
+@pytest.mark.parametrize("tokens, dtype, vocab, bad", [
+    ([1, 2, 999], np.uint16, 1000, None),
+    ([1, 2, 999], np.uint16, 999, 999),
+    ([1, 2, 65535], np.uint16, 65536, None),               # uint16 ids always fit 65536: not read
+    ([3, -5, 7, -2], np.int32, 65536, -5),                 # a signed type: below 0 (the lowest named)
+    ([3, -5, 70000], np.int32, 65536, -5),
+    ([3, 70000, 7], np.int32, 65536, 70000),
+    ([3, 4, 65535], np.int32, 65536, None),
+    ([3, -1, 2**40], np.int64, 65536, -1),
+    ([3, 2**40], np.int64, 65536, 2**40),
+])
+def test_check_vocabulary_by_token_type(tmp_path, tokens, dtype, vocab, bad):
+    write_tokens(tmp_path / "d", tokens, dtype)
+    data = BinIdx(tmp_path / "d")
+    assert data.dtype == np.dtype(dtype)
+    if bad is None:
+        data.check_vocabulary(vocab, "--data_file d")
+        return
+    with pytest.raises(ValueError) as e:
+        data.check_vocabulary(vocab, "--data_file d")
+    assert str(e.value) == (f"--data_file d holds token {bad}, but the model's vocabulary has {vocab} tokens "
+                            f"(0..{vocab - 1})")

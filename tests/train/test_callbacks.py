@@ -38,11 +38,11 @@ class Part:
         self.calls.append(f"{self.name}.plot")
 
 
-def fakes(grad_norm=1.0, between_steps=True, stop_agreed=False):
+def fakes(grad_norm=1.0, between_steps=True, stop_here=False):
     engine = types.SimpleNamespace(get_global_grad_norm=lambda: grad_norm)
     trainer = types.SimpleNamespace(global_step=1, is_global_zero=True, should_stop=False,
                                     strategy=types.SimpleNamespace(deepspeed_engine=engine))
-    module = types.SimpleNamespace(between_steps=between_steps, stop_agreed=stop_agreed,
+    module = types.SimpleNamespace(between_steps=between_steps, stop_here=stop_here,
                                    cfg=types.SimpleNamespace(peft=PeftConfig("bone", 8)))
     return trainer, module
 
@@ -63,9 +63,27 @@ def test_step_end_runs_its_parts_in_order_once_per_step():
 def test_a_stop_saves_a_checkpoint_that_keeps_its_state_then_stops():
     calls = []
     ending = StepEnd(Part("log", calls), Part("checkpoint", calls, due=False))
-    trainer, module = fakes(stop_agreed=True)
+    trainer, module = fakes(stop_here=True)
+    assert ending.stopped_at is None
     ending.on_train_batch_end(trainer, module, None, None, 0)
-    assert calls == ["log 1", "checkpoint 1 keep_state=True"] and trainer.should_stop
+    assert calls == ["log 1", "checkpoint 1 keep_state=True"] and trainer.should_stop and ending.stopped_at == 1
+
+
+@pytest.mark.parametrize("agreed, requested, world_size, stop", [
+    (False, False, 1, False),
+    (True, True, 1, True),           # asked before the step's reduction: every rank agreed in it
+    (False, True, 1, True),          # asked after it (in the backward, the optimizer step): this step still ends it
+    (False, True, 2, False),         # ... on one of several ranks: agreed at the next step's reduction
+    (True, False, 2, True),          # another rank was asked
+])
+def test_which_step_end_is_a_stop(agreed, requested, world_size, stop):
+    from src.train.module import RWKVTrainingModule
+    from src.train.signals import StopRequest
+    request = StopRequest()
+    request.requested = requested
+    module = types.SimpleNamespace(stop=request, stop_agreed=agreed,
+                                   trainer=types.SimpleNamespace(world_size=world_size))
+    assert RWKVTrainingModule.stop_here.fget(module) is stop
 
 
 def test_nothing_to_learn_stops_before_the_checkpoint_at_the_first_step_only():

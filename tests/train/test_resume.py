@@ -154,6 +154,10 @@ def test_a_stopped_runs_files_and_base_are_replaced_only_with_overwrite(sample_d
     assert main(as_argv({**values, "seed": 8, "overwrite": 1})) == 0
     assert (tmp_path / "run" / "base.pth").read_bytes() != base
     assert json.loads((tmp_path / "run" / "base.json").read_text())["seed"] == 8
+    from src.peft import read_adapter
+    from src.utils.files import file_fingerprint                 # the adapter names the new base, not the one replaced
+    assert read_adapter(tmp_path / "run" / "checkpoint-000001").base_fingerprint == \
+        file_fingerprint(tmp_path / "run" / "base.pth")
 
 
 def test_a_resume_never_writes_over_its_own_config(finished, tmp_path, capsys):
@@ -174,6 +178,86 @@ def test_a_refused_resume_changes_nothing(finished, tmp_path, capsys):
     assert (proj / "train_config.json").read_text() == config
 
 
+def snapshot(directory):
+    return {p: p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def another_tiny_base(tmp_path_factory, tiny_config):
+    """A base of the same shapes as the runs' (tiny), other weights."""
+    import torch
+    from src.model import init_model, save_rwkv6
+    path = tmp_path_factory.mktemp("other") / "other.pth"
+    save_rwkv6(init_model(tiny_config, seed=4, nonzero=True), path, dtype=torch.float32)
+    return path
+
+
+@pytest.mark.parametrize("base", ["random init of --model tiny", "another file of the same shapes"])
+def test_a_resume_on_another_base_is_refused_naming_both(finished, tmp_path, capsys, another_tiny_base, base):
+    """The adapter records its base's fingerprint; resuming it on another base (a random init, another
+    file) is refused before anything is written."""
+    from src.utils.files import file_fingerprint
+    proj, trained_on = tmp_path / "run", finished["load_model"]
+    if base.startswith("random"):
+        change = {"load_model": "", "model": "tiny"}
+        here = f"a new random init of --model tiny (no {proj / 'base.pth'} to reuse)"
+    else:
+        change = {"load_model": str(another_tiny_base)}
+        here = f"--load_model {another_tiny_base} (fingerprint {file_fingerprint(another_tiny_base)})"
+    before = snapshot(proj)
+    assert main(as_argv({**finished, "resume": "latest", "epoch_count": 4, **change})) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"train.py: error: --resume {proj / 'checkpoint-000006'}: its adapter was trained on "
+                           f"--load_model {trained_on} (fingerprint {file_fingerprint(trained_on)}), this run's base "
+                           f"is {here}: resume with the base it was trained on")
+    assert snapshot(proj) == before and not (proj / "base.pth").exists()
+
+
 def test_a_finished_run_has_nothing_to_resume(finished, capsys):
     assert main(as_argv({**finished, "resume": "latest"})) == 2
     assert "is at step 6, and this run ends at step 6: nothing is left to train" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_rwkv7_run_resumed_on_a_random_rwkv6_base_writes_nothing(sample_data, tmp_path, capsys):
+    """Targets both families have: the settings agree, the base does not; refused before any write."""
+    import torch
+    from src.model import RWKV7Config, init_rwkv7, save_rwkv7
+    base7 = tmp_path / "v7.pth"
+    save_rwkv7(init_rwkv7(RWKV7Config.preset("tiny"), seed=3, nonzero=True), base7, dtype=torch.float32)
+    proj = tmp_path / "run"
+    values = flags(base7, sample_data, proj, peft="lora", peft_r=8, peft_targets="att.key", epoch_steps=2,
+                   warmup_steps=0)
+    assert main(as_argv(values)) == 0
+    capsys.readouterr()
+    before = snapshot(proj)
+    assert main(as_argv({**values, "load_model": "", "model": "tiny", "resume": "latest", "epoch_count": 2})) == 2
+    err = capsys.readouterr().err
+    assert f"its adapter was trained on --load_model {base7}" in err and \
+        f"this run's base is a new random init of --model tiny (no {proj / 'base.pth'} to reuse)" in err
+    assert len(err.strip().splitlines()) == 1
+    assert snapshot(proj) == before
+
+
+@pytest.mark.slow
+def test_a_random_base_is_written_only_once_the_trainer_state_is_restored(sample_data, tmp_path, capsys):
+    """Restoring the trainer state is a resume's last check, made as training starts: a resume that fails
+    it leaves proj_dir as it was, without the random base it would have made."""
+    proj = tmp_path / "run"
+    values = flags("", sample_data, proj, model="tiny", load_model="", peft="none", epoch_steps=2, warmup_steps=0)
+    assert main(as_argv(values)) == 0
+    for name in ("base.pth", "base.json"):                         # a full fine-tuning keeps the whole model
+        (proj / name).rename(tmp_path / name)
+    latest = proj / "checkpoint-000002" / "trainer_state" / "latest"
+    latest.rename(tmp_path / "latest")                             # DeepSpeed cannot tell which state to load
+    before = snapshot(proj)
+    resume = {**values, "resume": "latest", "epoch_count": 2}
+    capsys.readouterr()
+    assert main(as_argv(resume)) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]        # (before it, in-process: DeepSpeed's logger on an earlier test's stream)
+    assert last.startswith("train.py: error: --resume ") and "trainer_state/ cannot be restored" in last
+    assert snapshot(proj) == before
+    (tmp_path / "latest").rename(latest)
+    assert main(as_argv(resume)) == 0                             # restored: the base is made, then training goes on
+    assert (proj / "base.pth").is_file() and len(rows(proj)) == 4

@@ -216,6 +216,12 @@ def test_random_init_is_saved_as_base_and_merges(sample_data, tmp_path):
     values = flags("", sample_data, proj, model="tiny", load_model="", epoch_steps=4, warmup_steps=1)
     run(config_from_values({}, values))
     assert (proj / "base.pth").is_file()
+    from src.model import load_model
+    from src.model.init import init_model
+    from src.utils.files import file_fingerprint
+    saved, made = load_model(proj / "base.pth").state_dict(), init_model(RWKV6Config.preset("tiny"), seed=7).state_dict()
+    assert saved.keys() == made.keys() and all(torch.equal(saved[k], made[k]) for k in made)   # the init trained on
+    assert read_adapter(proj / "checkpoint-000004").base_fingerprint == file_fingerprint(proj / "base.pth")
     assert merge_main(["--base", str(proj / "base.pth"), "--bone", str(proj), "--output", str(tmp_path / "m.pth"),
                        "--check"]) == 0
 
@@ -313,7 +319,9 @@ def test_resume_after_kill_equals_the_uninterrupted_run(tiny_fp32_checkpoint, sa
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_then_exits(tiny_fp32_checkpoint, sample_data, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_then_exits(tiny_fp32_checkpoint, sample_data, tmp_path, signum):
+    """The signal arrives at whatever moment of a step the process is in (test_stop.py sends it at chosen ones)."""
     values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "run", epoch_steps=1000, epoch_save=100)
     proc = train_subprocess(values)
     metrics = tmp_path / "run" / "metrics.csv"
@@ -321,10 +329,11 @@ def test_ctrl_c_saves_then_exits(tiny_fp32_checkpoint, sample_data, tmp_path):
     while len(metrics.read_text().splitlines()) < 4 if metrics.exists() else True:   # 3 steps done
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "stopped early at step" in out
+    assert f"[{signal.Signals(signum).name}] stopping after this step" in out
     saved = [p for p in (tmp_path / "run").glob("checkpoint-*")]
     assert len(saved) == 1 and (saved[0] / "trainer_state").is_dir()
     step = int(saved[0].name.split("-")[1])
