@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from pathlib import Path
 
 from src.utils.paths import REPO_ROOT
@@ -82,15 +83,15 @@ def callers_text() -> dict[Path, str]:
 
 def test_every_function_and_class_has_a_caller():
     texts = callers_text()
+    words = Counter(w for text in texts.values() for w in re.findall(r"\w+", text))
     unused = []
     for name, path in modules().items():
         tree = ast.parse(texts[path])
         for node in tree.body:
             if not isinstance(node, (ast.FunctionDef, ast.ClassDef)) or node.name == "main":
                 continue                                  # main: the commands' entry points, named by module
-            pattern = re.compile(rf"\b{re.escape(node.name)}\b")
-            own = len(pattern.findall(ast.get_source_segment(texts[path], node)))
-            uses = sum(len(pattern.findall(text)) for text in texts.values()) - own
+            own = re.findall(r"\w+", ast.get_source_segment(texts[path], node)).count(node.name)
+            uses = words[node.name] - own
             if uses == 0:
                 unused.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno} {node.name}")
     assert not unused, "defined but never used outside their own definition: " + ", ".join(unused)

@@ -56,6 +56,7 @@ def test_merged_fp32_model_equals_the_adapter_model(tmp_path, method, capsys):
     assert changed == expect_time_decay
 
 
+@pytest.mark.slow
 def test_the_rwkv_pip_package_loads_the_merged_file_and_agrees(tmp_path):
     from rwkv.model import RWKV
     base, out_dir, model = make_run(tmp_path, "bat")
@@ -147,6 +148,7 @@ def test_wrong_method_flag_and_missing_files(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_merge_py_entry_point(tmp_path):
     base, out_dir, _ = make_run(tmp_path, "lora")
     result = subprocess.run([sys.executable, "merge.py", "--base", str(base), "--lora", str(out_dir),

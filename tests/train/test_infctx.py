@@ -169,6 +169,7 @@ def test_train_py_with_chunk_ctx_follows_the_whole_sample_run(tiny_fp32_checkpoi
         assert rel_err(tensors[12][name], t) < 5e-5, name
 
 
+@pytest.mark.slow
 def test_train_py_with_lora_dropout_and_chunk_ctx_follows_the_whole_sample_run(tiny_fp32_checkpoint, sample_data,
                                                                               tmp_path):
     """--lora_dropout 0.5: the chunked run's losses are the unchunked run's at every step (each chunk draws

@@ -191,6 +191,7 @@ def test_checkpoints_hold_the_fp32_master_weights(tiny_fp32_checkpoint, sample_d
     assert not torch.equal(ln, ln.to(torch.bfloat16).float()), "the saved values are bf16-rounded"
 
 
+@pytest.mark.slow
 def test_zero3_checkpoints_gather_partitioned_adapters(tiny_fp32_checkpoint, sample_data, tmp_path, monkeypatch):
     """Under ZeRO-3, a parameter above DeepSpeed's persistence threshold (100k elements: Bone r=64 on 3B)
     is partitioned and its module holds an empty tensor. With the threshold at 0 every adapter is."""
@@ -226,6 +227,7 @@ def test_random_init_is_saved_as_base_and_merges(sample_data, tmp_path):
                        "--check"]) == 0
 
 
+@pytest.mark.slow
 def test_full_fine_tuning_writes_a_model(tiny_fp32_checkpoint, sample_data, tmp_path):
     from src.model import load_rwkv6
     values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "full", peft="none", epoch_steps=3,
