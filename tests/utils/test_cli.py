@@ -1,5 +1,6 @@
 """src/utils/cli.py: how a command ends on Ctrl-C and SIGTERM."""
 
+import contextlib
 import os
 import signal
 
@@ -21,10 +22,23 @@ def test_a_stop_signal_is_one_line_and_status_2(capsys, signum, line):
         os.kill(os.getpid(), signum)
         raise AssertionError(f"{signum} did not stop the command")
 
-    assert run_command("merge.py", body) == 2
+    with sigint_as_from_a_terminal():
+        assert run_command("merge.py", body) == 2
     assert ran_on == [signum]
     assert capsys.readouterr().err.splitlines() == [line]
     assert signal.getsignal(signal.SIGTERM) is before                 # given back
+
+
+@contextlib.contextmanager
+def sigint_as_from_a_terminal():
+    """Ctrl-C reaches a command as Python's KeyboardInterrupt, which Python sets up at start-up only when
+    SIGINT is not ignored; tests run as a background job of a script inherit it ignored (and a command
+    started so ignores Ctrl-C, as Python does). Give the test what a command started from a terminal has."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_generate_is_not_told_twice_that_it_stopped(capsys):
