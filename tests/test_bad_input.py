@@ -21,7 +21,7 @@ import src.peft.merge
 import src.train.trainer
 from src.data import BinIdx
 from src.data.make_data import make_data
-from src.model import load_rwkv6
+from src.model import RWKV7Config, RWKVState, load_rwkv6
 from src.peft import PeftConfig, apply_peft, save_adapter
 from src.utils.atomic import WriteError, atomic_torch_save, atomic_write_text, umask
 from tests.data.test_binidx import write_tokens
@@ -50,6 +50,8 @@ def world(tmp_path_factory, tiny_fp32_checkpoint, sample_data, world_tokenizer):
     (w / "a_file").write_text("x")
     (w / "garbage_state.pth").write_bytes(b"101")
     (w / "empty_state.pth").write_bytes(b"")
+    v6 = load_rwkv6(w / "base.pth").config                  # an RWKV-7 state of the base's shapes
+    RWKVState.zeros(RWKV7Config(n_layer=v6.n_layer, n_embd=v6.n_embd, vocab_size=v6.vocab_size)).save(w / "v7_state.pth")
     (w / "mixed.jsonl").write_text('{"prompt": "q", "response": "a", "text": "t"}\n')
     idx = (w / "data.idx").read_bytes()                     # the same index, its dtype code 6: float64
     (w / "float_data.idx").write_bytes(idx[:17] + bytes([6]) + idx[18:])
@@ -119,6 +121,8 @@ CASES = [
      "--lora_alpha is for RWKV-PEFT files"),
     ("a state file that is not a .pth", "train", [*TRAIN, "--peft", "state", "--load_state", "{w}/garbage_state.pth"],
      "cannot read state file {w}/garbage_state.pth: not a torch .pth (zip) file: it starts with b'101' (3 bytes)"),
+    ("a state file of the other family", "train", [*TRAIN, "--peft", "state", "--load_state", "{w}/v7_state.pth"],
+     "--load_state: state file {w}/v7_state.pth is for RWKV-7 (x070)"),
     ("an empty state file", "train", [*TRAIN, "--peft", "state", "--load_state", "{w}/empty_state.pth"],
      "cannot read state file {w}/empty_state.pth: empty file (0 bytes)"),
     ("data of float64 tokens", "train", [*TRAIN, "--data", "{w}/float_data"],

@@ -16,11 +16,20 @@ each head's WKV state [value, key]. A family whose own state is [key, value] (RW
 Family.state_file_transposed) stores it transposed (those runtimes turn it back with
 `.transpose(1, 2)`); RWKV-7's is stored as it is (RWKV-PEFT and RWKV Runner use it without a
 transpose). A state file holds the WKV part only: the token shifts start at zero.
+
+The two families' states have the same shapes, so the shapes cannot tell which family a file is
+for. Ours record it in one more tensor, `rwkv_state_record` (uint8, the UTF-8 bytes of
+{"family", "n_layer", "n_head", "head_size"} as JSON): runtimes look their keys up by name and
+never see it. A recorded file is refused on another family or shape, naming both; a file without the
+record (RWKV-PEFT's, RWKV Runner's) is checked by its shapes and read in the model's family's
+layout, with a note saying so.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +41,40 @@ from .family import get_family
 
 STATE_KEY = "blocks.{}.att.time_state"
 STATE_KEY_PATTERN = re.compile(r"blocks\.(\d+)\.att\.time_state")
+STATE_RECORD_KEY = "rwkv_state_record"          # which family and shape a state file is for (ours record it)
+RECORD_FIELDS = ("family", "n_layer", "n_head", "head_size")
+
+
+def state_record(family: str, n_layer: int, n_head: int, head_size: int) -> torch.Tensor:
+    """The record a state file of ours carries: its family and shape, JSON in a uint8 tensor."""
+    get_family(family)
+    text = json.dumps({"family": family, "n_layer": n_layer, "n_head": n_head, "head_size": head_size})
+    return torch.tensor(list(text.encode()), dtype=torch.uint8)
+
+
+def read_state_record(data: dict, source: str = "state tensors") -> dict | None:
+    """A state file's record ({family, n_layer, n_head, head_size}), or None for a file without one
+    (RWKV-PEFT's, RWKV Runner's). Any dtype a converter may have cast the bytes to is read back."""
+    raw = data.get(STATE_RECORD_KEY)
+    if raw is None:
+        return None
+    try:
+        if not isinstance(raw, torch.Tensor) or raw.dim() != 1:
+            raise ValueError
+        record = json.loads(bytes(int(round(float(b))) for b in raw.tolist()).decode())
+        if not isinstance(record, dict) or set(record) != set(RECORD_FIELDS) \
+                or not all(isinstance(record[k], int) for k in RECORD_FIELDS[1:]):
+            raise ValueError
+        get_family(record["family"])
+    except ValueError:                                   # also bad JSON, bytes > 255, an unknown family
+        raise ValueError(f"{source}: {STATE_RECORD_KEY} is damaged (expected the JSON of "
+                         f"{', '.join(RECORD_FIELDS)})") from None
+    return record
+
+
+def describe_state(family: str, n_layer: int, n_head: int, head_size: int) -> str:
+    """ "RWKV-7 (x070), 12 layers, 12 heads of 64": how messages name what a state is for."""
+    return f"{get_family(family).title} ({family}), {n_layer} layers, {n_head} heads of {head_size}"
 
 
 def file_layout(wkv: torch.Tensor, family: str = "x060") -> torch.Tensor:
@@ -97,8 +140,10 @@ class RWKVState:
         batch 1, zero token shifts. With `config` (the model's config), the layers and shapes must fit
         it and it gives the family; without, `family` does (default "x060"). A
         problem is a ValueError naming the file and the key."""
-        return cls.from_file_tensors(load_tensor_file(Path(path), "state file"), config, dtype, device, family,
-                                     source=f"state file {path}")
+        data = load_tensor_file(Path(path), "state file")
+        state = cls.from_file_tensors(data, config, dtype, device, family, source=f"state file {path}")
+        note_unrecorded(data, config, f"state file {path}")
+        return state
 
     @classmethod
     def from_file_tensors(cls, data: dict, config=None, dtype: torch.dtype = torch.float32,
@@ -106,7 +151,10 @@ class RWKVState:
                           source: str = "state tensors") -> "RWKVState":
         """As from_file, from a state file's tensors already in memory (an adapter's tuned states, say)."""
         wkv = state_file_layers(data, config, source)
-        family = config.family if config is not None else (family or "x060")
+        record = read_state_record(data, source)
+        if config is None and record is not None and family is not None and family != record["family"]:
+            raise ValueError(f"{source} is for {describe_state(**record)}, not {get_family(family).title} ({family})")
+        family = config.family if config is not None else (record["family"] if record else (family or "x060"))
         n_embd = config.n_embd if config is not None else wkv[0].shape[0] * wkv[0].shape[1]
         return cls.from_wkv([file_layout(s, family)[None].to(device) for s in wkv], n_embd, dtype, family)
 
@@ -156,11 +204,13 @@ class RWKVState:
 
     def file_tensors(self, index: int = 0) -> dict[str, torch.Tensor]:
         """Row `index` of the WKV state as a state file's tensors ({blocks.{i}.att.time_state: (H, N, N)},
-        [value, key], float32)."""
+        [value, key], float32, and the record of its family and shape)."""
         if not 0 <= index < self.batch_size:
             raise ValueError(f"RWKVState: index {index} is outside the batch of {self.batch_size}")
-        return {STATE_KEY.format(i): file_layout(s[index], self.family).detach().float().cpu().contiguous()
-                for i, s in enumerate(self.wkv)}
+        tensors = {STATE_KEY.format(i): file_layout(s[index], self.family).detach().float().cpu().contiguous()
+                   for i, s in enumerate(self.wkv)}
+        H, N = self.wkv[0].shape[1], self.wkv[0].shape[-1]
+        return {**tensors, STATE_RECORD_KEY: state_record(self.family, self.n_layer, H, N)}
 
     def save(self, path: str | Path, index: int = 0) -> Path:
         """Write row `index` as a state file, atomically. Only the WKV state is written (that is what the
@@ -170,18 +220,42 @@ class RWKVState:
         return Path(path)
 
 
-def read_state_file(path: str | Path, config=None) -> list[torch.Tensor]:
+def read_state_file(path: str | Path, config=None, note: bool = True) -> list[torch.Tensor]:
     """A state file's tensors, layer by layer, as stored ((H, N, N) [value, key], float32), checked as
-    state_file_layers checks them."""
-    return state_file_layers(load_tensor_file(Path(path), "state file"), config, f"state file {path}")
+    state_file_layers checks them. `note`: say on stderr when the file records no family."""
+    data = load_tensor_file(Path(path), "state file")
+    layers = state_file_layers(data, config, f"state file {path}")
+    if note:
+        note_unrecorded(data, config, f"state file {path}")
+    return layers
+
+
+def note_unrecorded(data: dict, config, source: str) -> None:
+    """A file without a record fits the model by its shapes alone: say which layout it is read in."""
+    if config is None or STATE_RECORD_KEY in data:
+        return
+    family = get_family(config.family)
+    layout = ("[value, key], turned to RWKV-6's own [key, value]" if family.state_file_transposed
+              else "[value, key], as the model holds it")
+    print(f"note: {source} does not record its model family; its shapes fit the model, so it is read as "
+          f"{describe_state(config.family, config.n_layer, config.n_head, config.head_size)}, stored {layout}",
+          file=sys.stderr)
 
 
 def state_file_layers(data: dict, config=None, source: str = "state tensors") -> list[torch.Tensor]:
     """A state file's {blocks.{i}.att.time_state: (H, N, N)}, layer by layer, float32, checked: those keys
-    for layers 0 .. L-1 and nothing else, square heads, finite values and, with `config`, the model's
-    layer count, heads and head size. A problem is a ValueError beginning with `source`."""
+    for layers 0 .. L-1 and nothing else (but the record), square heads, finite values and, with `config`,
+    the model's family (when recorded), layer count, heads and head size. A problem is a ValueError
+    beginning with `source`."""
+    record = read_state_record(data, source)
+    data = {k: v for k, v in data.items() if k != STATE_RECORD_KEY}
     if not data:
         raise ValueError(f"{source} is empty: expected blocks.{{i}}.att.time_state tensors")
+    if record is not None and config is not None:
+        model = {"family": config.family, "n_layer": config.n_layer, "n_head": config.n_head,
+                 "head_size": config.head_size}
+        if record != model:
+            raise ValueError(f"{source} is for {describe_state(**record)}; the model is {describe_state(**model)}")
     layers = {}
     for key, value in data.items():
         match = STATE_KEY_PATTERN.fullmatch(str(key))
@@ -205,6 +279,10 @@ def state_file_layers(data: dict, config=None, source: str = "state tensors") ->
         if tuple(layers[i].shape) != expected:
             raise ValueError(f"{source}: {STATE_KEY.format(i)} has shape {tuple(layers[i].shape)}, "
                              f"expected {expected} (H, N, N) for every layer")
+    if record is not None and (n_layer, *expected) != (record["n_layer"], record["n_head"], record["head_size"],
+                                                      record["head_size"]):
+        raise ValueError(f"{source}: its record says {describe_state(**record)}, but it holds {n_layer} states "
+                         f"of {expected}")
     for i, value in layers.items():
         if not torch.isfinite(value).all():
             raise ValueError(f"{source}: {STATE_KEY.format(i)} holds NaN or infinite values")

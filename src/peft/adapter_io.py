@@ -97,7 +97,7 @@ def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | P
                 "adapter_sha256": _sha256(into / ADAPTER_FILE)}
         atomic_write_text(into / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
         if config.train_state:
-            atomic_torch_save(state_file_from(tensors), into / STATE_FILE)
+            atomic_torch_save(state_file_from(tensors, model.config), into / STATE_FILE)
 
     if directory.exists():
         write(directory)

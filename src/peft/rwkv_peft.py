@@ -17,6 +17,7 @@ from .adapter import Adapter
 from .config import PeftConfig
 from .registry import adapter_class
 from .state import STATE_PARAMETER
+from ..model.state import STATE_RECORD_KEY
 from ..utils.files import load_tensor_file
 
 
@@ -39,6 +40,8 @@ def read_rwkv_peft_adapter(path: str | Path, method: str, lora_alpha: float | No
     ranks = set()
     found = set()
     for key, value in raw.items():
+        if key == STATE_RECORD_KEY:                       # a state file of ours given as one: not a train part
+            continue
         module, _, leaf = key.rpartition(".")
         wanted_dims = {"bone": (2, 3), "disha": (2, 3), "bat": (3,), "lora_A": (2,), "lora_B": (2,)}.get(leaf)
         if wanted_dims and value.dim() not in wanted_dims:

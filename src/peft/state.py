@@ -49,10 +49,13 @@ def remove_time_state(model: nn.Module) -> None:
             del att._parameters[STATE_PARAMETER]
 
 
-def state_file_from(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The time_state entries of a {name: tensor} mapping (a checkpoint's fp32 masters, say), in fp32."""
-    return {k: v.detach().float().cpu().contiguous() for k, v in tensors.items()
-            if k.rpartition(".")[2] == STATE_PARAMETER}
+def state_file_from(tensors: dict[str, torch.Tensor], config) -> dict[str, torch.Tensor]:
+    """A state file of the time_state entries of a {name: tensor} mapping (a checkpoint's fp32 masters,
+    say), in fp32, with the record of the model's family and shape (`config`: the model's config)."""
+    from ..model.state import STATE_RECORD_KEY, state_record
+    states = {k: v.detach().float().cpu().contiguous() for k, v in tensors.items()
+              if k.rpartition(".")[2] == STATE_PARAMETER}
+    return {**states, STATE_RECORD_KEY: state_record(config.family, config.n_layer, config.n_head, config.head_size)}
 
 
 @torch.no_grad()

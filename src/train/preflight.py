@@ -102,7 +102,7 @@ def preflight(cfg: TrainConfig) -> RWKVConfig:
             apply_peft(build_model(model_config), cfg.peft, verbose=False)
     if cfg.load_state:
         try:
-            read_state_file(cfg.load_state, model_config)
+            read_state_file(cfg.load_state, model_config, note=False)   # said once, when loaded
         except FileNotFoundError:
             raise ValueError(f"--load_state {cfg.load_state} does not exist") from None
         except ValueError as e:

@@ -10,7 +10,7 @@ import torch
 from src.data.chat import assistant_prompt
 from src.infer import Sampler, TextStream, generate_tokens, load_for_inference
 from src.infer.generate import main
-from src.model import RWKV6Config, load_rwkv6, save_rwkv6
+from src.model import RWKV6Config, RWKV7Config, RWKVState, load_rwkv6, save_rwkv6
 from src.model import init_model
 from src.peft import PeftConfig, apply_peft, read_adapter, save_adapter
 from src.peft.merge import merge_into_base
@@ -164,8 +164,13 @@ def test_chat_keeps_the_conversation_in_the_state(base, monkeypatch, capsys, wor
     (["--prompt", b"caf\xe9".decode("utf-8", "surrogateescape")], "--prompt holds bytes that are not UTF-8 text"),
     (["--prompt", "x", "--stop", b"\xff".decode("utf-8", "surrogateescape")], "--stop holds bytes that are not UTF-8"),
     (["--prompt", "x", "--adapter", "BARE"], "say which method it is (--method bone|bat|lora|pissa)"),
+    (["--prompt", "x", "--state", "V7STATE"], "is for RWKV-7 (x070), 2 layers, 2 heads of 64; the model is RWKV-6 "
+                                              "(x060), 2 layers, 2 heads of 64"),
 ])
 def test_bad_input_is_one_line(base, argv, message, capsys, tmp_path):
+    if "V7STATE" in argv:                                    # an RWKV-7 state of the same shapes as the model's
+        RWKVState.zeros(RWKV7Config(n_layer=2, n_embd=128, vocab_size=65536)).save(tmp_path / "v7.pth")
+        argv = [str(tmp_path / "v7.pth") if a == "V7STATE" else a for a in argv]
     if "BARE" in argv:                                       # a bare .pth: an RWKV-PEFT file of unknown method
         torch.save({"blocks.0.att.key.lora_A": torch.zeros(4, 128)}, tmp_path / "rwkv-3.pth")
         argv = [str(tmp_path / "rwkv-3.pth") if a == "BARE" else a for a in argv]

@@ -1,11 +1,15 @@
 """src/model/state.py and the model's state path: pieces equal the whole sequence on every backend,
 state files in RWKV-LM's layout, and the `rwkv` pip package given our state gives our logits."""
 
+import re
+
 import pytest
 import torch
 
 from src.model import RWKV6Config, RWKVState, load_rwkv6, read_state_file, save_rwkv6
 from src.model import init_model
+from src.model.family import families
+from src.model.state import STATE_RECORD_KEY, read_state_record, state_record
 from tests.helpers import rel_err
 
 CONFIG = RWKV6Config(n_layer=2, n_embd=128, vocab_size=300)
@@ -93,7 +97,8 @@ def test_state_files_round_trip_in_rwkv_lms_layout(tmp_path):
     state = random_state(CONFIG, batch=2)
     path = state.save(tmp_path / "state.pth", index=1)
     raw = torch.load(path, weights_only=True)
-    assert sorted(raw) == ["blocks.0.att.time_state", "blocks.1.att.time_state"]
+    assert sorted(raw) == ["blocks.0.att.time_state", "blocks.1.att.time_state", STATE_RECORD_KEY]
+    assert read_state_record(raw) == {"family": "x060", "n_layer": 2, "n_head": 2, "head_size": 64}
     assert raw["blocks.0.att.time_state"].shape == (2, 64, 64)
     # the file holds [value, key]: runtimes transpose(1, 2) it into their [key, value] state
     assert torch.equal(raw["blocks.1.att.time_state"].transpose(1, 2), state.wkv[1][1])
@@ -121,6 +126,86 @@ def test_bad_state_files_name_the_problem(tmp_path, content, message):
     path.write_bytes(b"not a state")
     with pytest.raises(ValueError, match="cannot read state file"):
         read_state_file(path, CONFIG)
+
+
+FAMILIES = [f.name for f in families()]
+
+
+def same_shape(family: str, config=CONFIG):
+    """A config of `family` whose states have the shapes of `config`'s."""
+    from src.model.family import get_family
+    return get_family(family).config_class(n_layer=config.n_layer, n_embd=config.n_embd,
+                                           head_size=config.head_size, vocab_size=config.vocab_size)
+
+
+@pytest.mark.parametrize("model_family", FAMILIES)
+@pytest.mark.parametrize("file_family", FAMILIES)
+def test_a_state_file_records_its_family_and_is_refused_on_another(tmp_path, file_family, model_family):
+    """The families' states have the same shapes: only the record tells them apart."""
+    path = RWKVState.zeros(same_shape(file_family)).save(tmp_path / "state.pth")
+    model = same_shape(model_family)
+    if file_family == model_family:
+        assert RWKVState.from_file(path, model).family == model_family
+        assert len(read_state_file(path, model)) == model.n_layer
+        return
+    names = [f"{f.title} ({f.name}), 2 layers, 2 heads of 64" for f in families()]
+    expect = f"is for {names[FAMILIES.index(file_family)]}; the model is {names[FAMILIES.index(model_family)]}"
+    for read in (lambda: RWKVState.from_file(path, model), lambda: read_state_file(path, model)):
+        with pytest.raises(ValueError, match=re.escape(expect)):
+            read()
+
+
+def test_without_a_model_the_record_gives_the_family(tmp_path):
+    for family in FAMILIES:
+        path = RWKVState.zeros(same_shape(family)).save(tmp_path / f"{family}.pth")
+        assert RWKVState.from_file(path).family == family
+        other = next(f for f in FAMILIES if f != family)
+        with pytest.raises(ValueError, match=f"is for .*\\({family}\\).*, not .*\\({other}\\)"):
+            RWKVState.from_file(path, family=other)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_file_without_the_record_is_read_by_its_shapes_and_the_layout_said(tmp_path, capsys, family):
+    """RWKV-PEFT's and RWKV Runner's state files hold the time_state tensors alone."""
+    model = same_shape(family)
+    state = random_state(model)
+    state.family = family
+    path = tmp_path / "state.pth"
+    torch.save({k: v for k, v in state.file_tensors().items() if k != STATE_RECORD_KEY}, path)
+    back = RWKVState.from_file(path, model)
+    assert torch.equal(back.wkv[1], state.wkv[1])
+    note = capsys.readouterr().err.strip().splitlines()
+    assert len(note) == 1 and note[0].startswith(f"note: state file {path} does not record its model family")
+    from src.model.family import get_family
+    assert f"read as {get_family(family).title} ({family}), 2 layers, 2 heads of 64, stored [value, key]" in note[0]
+    read_state_file(path, model, note=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match=r"has shape \(2, 64, 64\), expected \(4, 32, 32\)"):
+        read_state_file(path, same_shape(family).replace(head_size=32))       # the shapes still have to fit
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.int64])
+def test_the_record_survives_a_converter_casting_every_tensor(tmp_path, dtype):
+    path = RWKVState.zeros(same_shape("x070")).save(tmp_path / "state.pth")
+    cast = {k: v.to(dtype) for k, v in torch.load(path, weights_only=True).items()}
+    assert read_state_record(cast)["family"] == "x070"
+
+
+@pytest.mark.parametrize("record, message", [
+    (torch.tensor([1, 2, 3], dtype=torch.uint8), "rwkv_state_record is damaged"),
+    (torch.tensor(list(b'{"family": "x999", "n_layer": 2, "n_head": 2, "head_size": 64}'), dtype=torch.uint8),
+     "rwkv_state_record is damaged"),
+    (torch.tensor(list(b'{"family": "x060"}'), dtype=torch.uint8), "rwkv_state_record is damaged"),
+    (torch.full((3, 3), 300.0), "rwkv_state_record is damaged"),
+    (state_record("x060", 2, 4, 32), r"its record says RWKV-6 \(x060\), 2 layers, 4 heads of 32, but it holds 2 "
+                                     r"states of \(2, 64, 64\)"),
+])
+def test_a_damaged_record_is_named(tmp_path, record, message):
+    path = tmp_path / "state.pth"
+    torch.save({**{f"blocks.{i}.att.time_state": torch.zeros(2, 64, 64) for i in range(2)},
+                STATE_RECORD_KEY: record}, path)
+    with pytest.raises(ValueError, match=message):
+        read_state_file(path)
 
 
 def pip_logits(path, tokens, state=None):

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from src.model import RWKV6Config, RWKVState, load_rwkv6, save_rwkv6
 from src.model import init_model
-from src.model.state import file_layout
+from src.model.state import file_layout, read_state_record
 from src.peft import PeftConfig, apply_peft, load_adapter, merge_and_unload, read_adapter, save_adapter
 from src.peft.merge import check_merge, merge_into_base
 from src.peft.state import STATE_FILE, load_time_state
@@ -58,6 +58,8 @@ def test_saving_writes_a_state_file_that_gives_the_models_logits(tmp_path):
     random_states(model)
     save_adapter(model, None, tmp_path / "adapter")
     assert (tmp_path / "adapter" / STATE_FILE).is_file()
+    record = read_state_record(torch.load(tmp_path / "adapter" / STATE_FILE, weights_only=True))
+    assert record == {"family": CONFIG.family, "n_layer": 2, "n_head": CONFIG.n_head, "head_size": CONFIG.head_size}
     state = RWKVState.from_file(tmp_path / "adapter" / STATE_FILE, CONFIG)
     plain = merge_and_unload(model)                             # the tuned states are not weights: removed
     assert not any("time_state" in n for n, _ in plain.named_parameters())
