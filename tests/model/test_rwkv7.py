@@ -11,6 +11,7 @@ import torch
 
 from src.model import RWKV7, RWKV7Config, RWKVState, load_model, load_rwkv6, load_rwkv7, save_rwkv7
 from src.model import init_model
+from src.model.state import STATE_RECORD_KEY
 from tests.helpers import assert_matches_the_oracle, random_checkpoint, rel_err
 
 SMALL = RWKV7Config(n_layer=2, n_embd=128, vocab_size=300)
@@ -104,8 +105,11 @@ def test_state_files_in_rwkv7s_layout_give_the_rwkv_packages_logits(tmp_path):
     model = load_rwkv7(path)
     with torch.no_grad():
         ours = model(tokens[None], state=RWKVState.from_file(state_path, model.config))[0]
+        assert torch.equal(model(tokens[None], state=RWKVState.from_file(state_path))[0], ours)   # it records x070
+        bare = tmp_path / "bare.pth"                              # a state file that records no family
+        torch.save({k: v for k, v in torch.load(state_path, weights_only=True).items() if k != STATE_RECORD_KEY}, bare)
         with pytest.raises(ValueError, match="the state is of model family x060, the model of x070"):
-            model(tokens[None], state=RWKVState.from_file(state_path))
+            model(tokens[None], state=RWKVState.from_file(bare))
     assert rel_err(ours, pip_logits(path, tokens.tolist(), state_path)) < 1e-4
     assert rel_err(ours, pip_logits(path, tokens.tolist())) > 1e-2
 
