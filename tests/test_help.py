@@ -5,6 +5,7 @@ import argparse
 import pytest
 
 import src.bench.adapters
+import src.bench.head
 import src.bench.infctx
 import src.bench.table
 import src.bench.trainer
@@ -26,9 +27,11 @@ class Captured(Exception):
 @pytest.mark.parametrize("main", [src.train.trainer.main, src.peft.merge.main, src.model.init.main,
                                   src.data.make_data.main, src.demo.main, src.bench.wkv.main, src.bench.table.main,
                                   src.bench.adapters.main, src.bench.trainer.main, src.bench.infctx.main,
+                                  src.bench.head.main,
                                   src.infer.generate.main, src.infer.evaluate.main],
                          ids=["train.py", "merge.py", "init_model", "make_data", "demo", "bench_wkv", "bench_table",
-                              "bench_adapters", "bench_trainer", "bench_infctx", "generate.py", "eval.py"])
+                              "bench_adapters", "bench_trainer", "bench_infctx", "bench_head", "generate.py",
+                              "eval.py"])
 def test_every_flag_has_help_and_a_default(main, monkeypatch):
     def capture(self, *args, **kwargs):
         raise Captured(self)

@@ -3,12 +3,15 @@
     with HeldMemory() as held:
         loss = model(x)...                  # the forward
     held.bytes()                            # memory the forward allocated that is still alive
+    held.peak_bytes()                       # the most of it alive at once while the mode was on
 
 Every tensor an operation creates during the forward is noted (through a TorchDispatchMode,
 so operations inside activation checkpointing are seen too) with a weak reference to its
 storage; `bytes()` adds up the storages still alive. Between a forward and its backward,
 those are what autograd keeps (saved tensors, checkpoint inputs, states between chunks) plus
-the outputs. Views and in-place results are counted once, by their storage.
+the outputs. Views and in-place results are counted once, by their storage. The peak is the
+largest sum of those alive, taken after every operation (around a forward and its backward: the
+step's peak beyond the weights and what existed before).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class HeldMemory(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.storages: dict[StorageWeakRef, int] = {}
+        self.peak = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -34,8 +38,15 @@ class HeldMemory(TorchDispatchMode):
                 # a view or an in-place result shares an input's storage: noted when it was made, if in the forward
                 if ref not in given:
                     self.storages[ref] = t.untyped_storage().nbytes()
+        self.peak = max(self.peak, self.bytes())
         return out
 
     def bytes(self) -> int:
         """The bytes of the storages made during the forward that are still alive."""
-        return sum(n for ref, n in self.storages.items() if not ref.expired())
+        for ref in [ref for ref in self.storages if ref.expired()]:        # forget the freed: the dict stays small
+            del self.storages[ref]
+        return sum(self.storages.values())
+
+    def peak_bytes(self) -> int:
+        """The most bytes of such storages alive at once, after any operation while the mode was on."""
+        return self.peak
