@@ -51,7 +51,23 @@ def response_tokens(data: BinIdx) -> np.ndarray:
     return np.repeat(odd, data.sizes.astype(np.int64))
 
 
-@torch.no_grad()
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """logits (..., V), targets (...) -> each token's cross-entropy (...), float32 (float64 stays)."""
+    wide = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return F.cross_entropy(wide.flatten(0, -2), targets.flatten(), reduction="none").reshape(targets.shape)
+
+
+def token_losses(head: torch.nn.Module, features: torch.Tensor, targets: torch.Tensor,
+                 head_chunk: int) -> torch.Tensor:
+    """features (B, T, C) (the head's input), targets (B, T) -> each token's cross-entropy (B, T), from the
+    logits of at most `head_chunk` tokens at a time, as training's --head_chunk computes them
+    (src/train/head_loss.py)."""
+    B, T, C = features.shape
+    flat, flat_targets = features.reshape(B * T, C), targets.reshape(B * T)
+    return torch.cat([cross_entropy(head(flat[i:i + head_chunk]), flat_targets[i:i + head_chunk])
+                      for i in range(0, B * T, head_chunk)]).reshape(B, T)
+
+
 def check_positive(**flags: int | None) -> None:
     """Each flag given (None: not given) is a whole number >= 1, or a ValueError naming it and its value."""
     for flag, value in flags.items():
@@ -59,13 +75,18 @@ def check_positive(**flags: int | None) -> None:
             raise ValueError(f"--{flag} must be a positive whole number, got {value}")
 
 
+@torch.no_grad()
 def evaluate(model: torch.nn.Module, data: BinIdx, ctx_len: int, data_type: str = "binidx",
-             max_windows: int | None = None, state: RWKVState | None = None, batch_size: int = 1) -> dict:
+             max_windows: int | None = None, state: RWKVState | None = None, batch_size: int = 1,
+             head_chunk: int = 0) -> dict:
     """{"loss", "ppl", "tokens", "windows"} of `model` on `data` (see the module docstring). The model is
-    put in eval mode for the evaluation and back as it was."""
+    put in eval mode for the evaluation and back as it was. `head_chunk`: the logits of at most this many
+    tokens exist at once (0: a whole batch's)."""
     if data_type not in EVAL_DATA_TYPES:
         raise ValueError(f"--data_type must be one of {', '.join(EVAL_DATA_TYPES)}, got {data_type!r}")
     check_positive(ctx_len=ctx_len, batch_size=batch_size, max_windows=max_windows)
+    if head_chunk < 0:
+        raise ValueError(f"--head_chunk must not be negative, got {head_chunk}")
     spans = windows(data.num_tokens, ctx_len, max_windows)
     if not spans:
         raise ValueError(f"{data.prefix} holds {data.num_tokens} tokens: too few to predict one")
@@ -83,9 +104,10 @@ def evaluate(model: torch.nn.Module, data: BinIdx, ctx_len: int, data_type: str 
                 mask = (torch.from_numpy(np.stack([counted[s + 1:e] for s, e in same])).to(device) if counted is
                         not None else torch.ones_like(tokens[:, 1:], dtype=torch.bool))          # (b, n - 1)
                 start = state.expand(len(same)) if state is not None and state.batch_size == 1 else state
-                logits = model(tokens[:, :-1], state=start)                                      # (b, n - 1, V)
-                losses = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")
-                total += float((losses * mask.flatten()).sum())
+                out = model(tokens[:, :-1], state=start, head=not head_chunk)       # (b, n - 1, V) or (.., C)
+                losses = (token_losses(model.head, out, tokens[:, 1:], head_chunk) if head_chunk
+                          else cross_entropy(out, tokens[:, 1:]))                                # (b, n - 1)
+                total += float((losses * mask).sum())
                 count += int(mask.sum())
     finally:
         model.train(training)
@@ -109,16 +131,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="binidx: every token counts; sft: only the responses' tokens (default: binidx)")
     p.add_argument("--batch_size", type=int, default=1, metavar="N",
                    help="windows per forward (default: 1; more is faster and takes more memory)")
+    p.add_argument("--head_chunk", type=int, default=0, metavar="N",
+                   help="compute the logits of at most N tokens at a time, so a long window's (T, vocab) logits "
+                        "never exist whole; the loss is the same (default: 0, all at once)")
     args = p.parse_args(argv)
 
     def body() -> int:
         check_positive(ctx_len=args.ctx_len, batch_size=args.batch_size, max_windows=args.max_windows)
+        if args.head_chunk < 0:
+            raise ValueError(f"--head_chunk must not be negative, got {args.head_chunk}")
         check_model_paths(args)
         data = BinIdx(args.data)
         model, state = load_from_args(args)
         data.check_vocabulary(model.config.vocab_size, f"--data {args.data}")
         start = time.time()
-        result = evaluate(model, data, args.ctx_len, args.data_type, args.max_windows, state, args.batch_size)
+        result = evaluate(model, data, args.ctx_len, args.data_type, args.max_windows, state, args.batch_size,
+                          args.head_chunk)
         print(f"eval.py: {result['windows']} windows of {args.ctx_len} tokens, {result['tokens']:,} predicted tokens "
               f"in {time.time() - start:.1f}s", file=sys.stderr)
         print(json.dumps({"loss": round(result["loss"], 6), "ppl": round(result["ppl"], 4),

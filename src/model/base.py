@@ -55,6 +55,9 @@ class RWKVModel(nn.Module):
     the last returned, gives the logits of feeding it whole. The returned state carries the
     autograd graph: gradients flow back across pieces (infctx training) unless it is detached.
 
+    model(idx, head=False) -> the head's input (B, T, C) (after ln_out) in place of the logits, for a
+    caller that applies `model.head` itself, a chunk of tokens at a time (src/train/head_loss.py).
+
     `self.config` is the model's only configuration: the blocks read its runtime options from the
     forward call, so `set_runtime` changes them for this model alone."""
 
@@ -68,7 +71,8 @@ class RWKVModel(nn.Module):
         self.ln_out = nn.LayerNorm(config.n_embd)
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
 
-    def forward(self, idx: torch.Tensor, state: RWKVState | None = None, return_state: bool = False):
+    def forward(self, idx: torch.Tensor, state: RWKVState | None = None, return_state: bool = False,
+                head: bool = True):
         name = type(self).__name__
         check_idx(idx, self.config.vocab_size, name)
         config = self.config
@@ -85,7 +89,8 @@ class RWKVModel(nn.Module):
                 out = block(*args)
             x, carry, layer_state = out[0], out[1:1 + self.carry_size], out[1 + self.carry_size:]
             layers.append(layer_state)
-        logits = self.head(self.ln_out(x))                          # (B, T, V)
+        x = self.ln_out(x)                                          # (B, T, C)
+        logits = self.head(x) if head else x                        # (B, T, V), or the head's input
         if not return_state:
             return logits
         return logits, RWKVState([a for a, _, _ in layers], [s for _, s, _ in layers], [f for _, _, f in layers],

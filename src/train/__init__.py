@@ -14,6 +14,7 @@
     signals.py       stopping on Ctrl-C / SIGTERM at the next step boundary
     loss.py          masked cross-entropy with RWKV-LM's L2Wrap, fused; why a run stops
     infctx.py        a long sample's loss in chunks (--chunk_ctx): exact, with one chunk's memory
+    head_loss.py     the head and the loss over chunks of tokens (--head_chunk): the full logits never exist
     schedule.py      warmup, then cosine / exponential / constant learning rate
     strategy.py      DeepSpeed through Lightning, on GPUs and on the CPU
     run_dir.py       the layout of --proj_dir, what a fresh run may replace, the checkpoint to resume from
@@ -21,6 +22,7 @@
 """
 
 from .config import TrainConfig, config_from_values, parse_args, validate
+from .head_loss import head_loss
 from .infctx import sample_loss
 from .loss import L2Wrap, masked_cross_entropy, training_loss
 from .module import NonFiniteLoss, RWKVTrainingModule
@@ -28,4 +30,5 @@ from .trainer import main, preflight, run
 from .schedule import lr_at
 
 __all__ = ["TrainConfig", "config_from_values", "parse_args", "validate", "preflight", "run", "main",
-           "RWKVTrainingModule", "NonFiniteLoss", "L2Wrap", "masked_cross_entropy", "training_loss", "sample_loss", "lr_at"]
+           "RWKVTrainingModule", "NonFiniteLoss", "L2Wrap", "masked_cross_entropy", "training_loss", "sample_loss", "head_loss",
+           "lr_at"]

@@ -120,7 +120,7 @@ def step_end(cfg: TrainConfig, resume_step: int) -> StepEnd:
     if cfg.val_data:
         validation = Validation(BinIdx(cfg.val_data), cfg.ctx_len, "sft" if cfg.data_type == "sft" else "binidx",
                                 cfg.val_every, cfg.total_steps, cfg.val_windows or None,
-                                all_ranks=cfg.strategy.startswith("deepspeed_stage_3"))
+                                all_ranks=cfg.strategy.startswith("deepspeed_stage_3"), head_chunk=cfg.head_chunk)
     return StepEnd(TrainingLog(cfg.proj_dir, tokens_per_step, resume_step=resume_step),
                    Checkpointing(cfg.proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states),
                    validation)

@@ -25,38 +25,48 @@ import torch.utils.checkpoint
 
 from ..model import RWKVState
 from ..peft.lora import DropoutDraw
+from .head_loss import head_loss
 from .loss import training_loss
 
 
+def loss_of(model, out: torch.Tensor, y, mask, l2wrap: bool, count, positions, head_chunk: int) -> torch.Tensor:
+    """The loss from the model's output: its logits, or with `head_chunk` the head's input, the head then
+    applied a chunk of tokens at a time (head_loss.py)."""
+    if head_chunk:
+        return head_loss(model.head, out, y, mask, l2wrap, count=count, positions=positions, head_chunk=head_chunk)
+    return training_loss(out, y, mask, l2wrap, count=count, positions=positions)
+
+
 def _chunk_loss(model, x, y, mask, l2wrap: bool, count: torch.Tensor, positions: int, start: int,
-                draw: DropoutDraw | None, *state_tensors):
+                draw: DropoutDraw | None, head_chunk: int, *state_tensors):
     """One chunk, its first token at position `start` of the sample: (its share of the loss, the state it
     ends with, flat). The dropout offset is set here, inside the checkpoint, so the backward's recompute
     of this chunk draws this chunk's masks again."""
     if draw is not None:
         draw.offset = start
     state = RWKVState.from_tensors(state_tensors, model.config.family) if state_tensors else None
-    logits, state = model(x, state=state, return_state=True)                  # (B, t, V)
-    part = training_loss(logits, y, mask, l2wrap, count=count, positions=positions)
+    out, state = model(x, state=state, return_state=True, head=not head_chunk)   # (B, t, V), or (B, t, C)
+    part = loss_of(model, out, y, mask, l2wrap, count, positions, head_chunk)
     return (part, *state.tensors())
 
 
 def sample_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, l2wrap: bool = True,
-                chunk_ctx: int = 0, draw: DropoutDraw | None = None) -> torch.Tensor:
+                chunk_ctx: int = 0, draw: DropoutDraw | None = None, head_chunk: int = 0) -> torch.Tensor:
     """x, y, mask: (B, T) -> the batch's mean loss over the masked-in targets (see the module
     docstring); `chunk_ctx` 0 or >= T: in one piece. `draw`: the DropoutDraw attached to the model's
-    LoRA layers, told each piece's offset so that chunks draw the whole sample's dropout masks."""
+    LoRA layers, told each piece's offset so that chunks draw the whole sample's dropout masks.
+    `head_chunk`: the head and the loss over at most this many tokens at a time (head_loss.py)."""
     B, T = x.shape
     if not chunk_ctx or chunk_ctx >= T:
         if draw is not None:
             draw.offset = 0
-        return training_loss(model(x), y, mask, l2wrap)
+        return loss_of(model, model(x, head=not head_chunk), y, mask, l2wrap, None, None, head_chunk)
     count = mask.to(torch.float32).sum().clamp_min(1.0)
     recompute = torch.is_grad_enabled()              # without a backward (evaluation) there is nothing to keep
     total, state = None, ()
     for start in range(0, T, chunk_ctx):
         piece = slice(start, start + chunk_ctx)
-        args = (model, x[:, piece], y[:, piece], mask[:, piece], l2wrap, count, B * T, start, draw, *state)
+        args = (model, x[:, piece], y[:, piece], mask[:, piece], l2wrap, count, B * T, start, draw, head_chunk, *state)
         if recompute:
             part, *state = torch.utils.checkpoint.checkpoint(_chunk_loss, *args, use_reentrant=False)
         else:

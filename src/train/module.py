@@ -83,7 +83,8 @@ class RWKVTrainingModule(L.LightningModule):
         if self.dropout_draw is not None:                       # this micro-batch's masks
             self.dropout_draw.stream = self.global_rank
             self.dropout_draw.step = self.trainer.global_step * self.cfg.accumulate_grad_batches + self._window_count
-        loss = sample_loss(self.model, x, y, mask, self.cfg.l2wrap, self.cfg.chunk_ctx, self.dropout_draw)
+        loss = sample_loss(self.model, x, y, mask, self.cfg.l2wrap, self.cfg.chunk_ctx, self.dropout_draw,
+                           self.cfg.head_chunk)
         detached = loss.detach()                                # stays on the device
         self._window_sum = detached if self._window_sum is None else self._window_sum + detached
         self._window_count += 1
@@ -158,7 +159,8 @@ class RWKVTrainingModule(L.LightningModule):
             for b in range(cfg.accumulate_grad_batches):
                 x, y, mask = (torch.stack(t).to(self.device)
                               for t in zip(*(data[b * cfg.micro_bsz + i] for i in range(cfg.micro_bsz))))
-                finite &= bool(torch.isfinite(sample_loss(self.model, x, y, mask, False, cfg.chunk_ctx)))
+                finite &= bool(torch.isfinite(sample_loss(self.model, x, y, mask, False, cfg.chunk_ctx,
+                                                          head_chunk=cfg.head_chunk)))
         finally:
             self.model.train(training)
         return not self.trainer.strategy.reduce_boolean_decision(not finite, all=False)

@@ -9,12 +9,13 @@ class Validation:
     steps and after the last, recorded in the module's `val_losses` (metrics.csv, the progress bar,
     loss.png). It runs on rank 0 alone, except under ZeRO-3, where every rank holds a part of each
     weight and all must take part in the forward. Dropout is off and the RNG is restored afterwards,
-    so a run with validation trains exactly as one without."""
+    so a run with validation trains exactly as one without. --head_chunk chunks its logits too."""
 
     def __init__(self, data, ctx_len: int, data_type: str, every: int, total_steps: int, windows: int | None,
-                 all_ranks: bool):
+                 all_ranks: bool, head_chunk: int = 0):
         self.data, self.ctx_len, self.data_type = data, ctx_len, data_type
         self.every, self.total_steps, self.windows, self.all_ranks = every, total_steps, windows, all_ranks
+        self.head_chunk = head_chunk
 
     def due(self, step: int) -> bool:
         return step % self.every == 0 or step == self.total_steps
@@ -27,7 +28,8 @@ class Validation:
         import torch
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() and pl_module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            result = evaluate(pl_module.model, self.data, self.ctx_len, self.data_type, self.windows)
+            result = evaluate(pl_module.model, self.data, self.ctx_len, self.data_type, self.windows,
+                              head_chunk=self.head_chunk)
         pl_module.val_losses[step] = result["loss"]
         if trainer.is_global_zero:
             pl_module.log("val_loss", result["loss"], prog_bar=True, rank_zero_only=True)

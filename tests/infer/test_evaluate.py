@@ -66,6 +66,15 @@ def test_the_loss_is_the_mean_over_predicted_tokens(data, data_type):
     assert batched["loss"] == pytest.approx(result["loss"], rel=1e-6) and batched["tokens"] == count
 
 
+def test_evaluation_builds_no_autograd_graph(data):
+    """Validation runs on a model whose adapters train: without no_grad every window would keep its graph."""
+    model = init_model(CONFIG, seed=2, nonzero=True)
+    seen = []
+    model.register_forward_hook(lambda module, args, out: seen.append((torch.is_grad_enabled(), out.requires_grad)))
+    evaluate(model, data, 8, max_windows=2)
+    assert seen == [(False, False)] * 2
+
+
 def test_a_state_changes_every_windows_start(data):
     model = init_model(CONFIG, seed=2, nonzero=True)
     g = torch.Generator().manual_seed(0)

@@ -204,7 +204,7 @@ def test_zero3_checkpoints_gather_partitioned_adapters(tiny_fp32_checkpoint, sam
 
     monkeypatch.setattr(assemble_py, "make_strategy", every_parameter_partitioned)
     values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "run", strategy="deepspeed_stage_3", epoch_steps=2,
-                   warmup_steps=0, chunk_ctx=16)                    # and infctx chunks under ZeRO-3
+                   warmup_steps=0, chunk_ctx=16, head_chunk=24)     # and infctx and head chunks under ZeRO-3
     run(config_from_values({}, values))
     adapter = read_adapter(tmp_path / "run" / "checkpoint-000002")
     assert {tuple(t.shape) for t in adapter.tensors.values()} == {(16, 128), (16, 448)}

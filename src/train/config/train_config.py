@@ -50,6 +50,10 @@ class TrainConfig:
                                "next chunk with its gradient, each chunk recomputed in the backward; memory is one "
                                "chunk's activations plus the states between chunks, the loss and gradients those of "
                                "the whole sample; 0: the whole sample at once", minimum=0)
+    head_chunk: int = option(0, "compute the head and the loss over this many tokens at a time, each chunk's logits "
+                                "recomputed in the backward, so the (micro_bsz, ctx_len, vocab) logits and their "
+                                "gradient never exist whole; the loss and gradients are the same; costs one more head "
+                                "matmul per step; 0: all tokens at once", minimum=0)
     micro_bsz: int = option(1, "samples per GPU per forward", minimum=1)
     num_workers: int = option(0, "DataLoader worker processes", minimum=0)
     val_data: str = option("", "held-out binidx data: eval.py's loss on it (windows of ctx_len, sft responses only "
