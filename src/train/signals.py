@@ -1,5 +1,5 @@
 """Stopping a run on request: Ctrl-C or SIGTERM stops it at the end of the step under way, after a
-checkpoint of that step (StopRequest); a second Ctrl-C stops it at once (StopNow).
+checkpoint of that step (StopRequest); a second one stops it at once (StopNow).
 
 Lightning has a SIGTERM handler of its own: it ends the run at the end of the batch by raising
 SIGTERMException, without our checkpoint when the signal came after the step's reduction had read the
@@ -13,12 +13,21 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StopNow(BaseException):
-    """A second Ctrl-C: stop at once. Not a KeyboardInterrupt, which Lightning turns into exit status 1."""
+    """A second stop signal: stop at once. Not a KeyboardInterrupt, which Lightning turns into exit status 1."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def what(self) -> str:
+        """How a message names the signal that stopped the run: "a second Ctrl-C", "a second SIGTERM"."""
+        return "a second Ctrl-C" if self.signum == signal.SIGINT else f"a second {signal.Signals(self.signum).name}"
 
 
 class StopRequest:
     """Ctrl-C (SIGINT) or SIGTERM asks the run to stop at the end of the step under way, after saving a
-    checkpoint of it. A second Ctrl-C interrupts at once (StopNow)."""
+    checkpoint of it. A second stop signal interrupts at once (StopNow)."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -26,10 +35,11 @@ class StopRequest:
 
     def _handler(self, signum, frame) -> None:
         if self.requested:
-            raise StopNow
+            raise StopNow(signum)
         self.requested = True
+        again = "press Ctrl-C again" if signum == signal.SIGINT else f"send {signal.Signals(signum).name} again"
         print(f"\n[{signal.Signals(signum).name}] stopping after this step, once a checkpoint is saved "
-              f"(press Ctrl-C again to stop at once)", flush=True)
+              f"({again} to stop at once)", flush=True)
 
     def install(self) -> None:
         for signum in STOP_SIGNALS:

@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         except torch.OutOfMemoryError:
             print(f"train.py: {OOM_ADVICE}", file=sys.stderr)
             return 4
-        except StopNow:
-            print(f"train.py: stopped at once (a second Ctrl-C); checkpoints are written whole or not at all: the "
+        except StopNow as e:
+            print(f"train.py: stopped at once ({e.what}); checkpoints are written whole or not at all: the "
                   f"newest in {cfg.proj_dir} is the one to --resume", file=sys.stderr)
             return 2
         if global_rank_from_env(cfg.devices) == 0:
@@ -90,6 +90,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"in {result['proj_dir']}")
         return 0
 
-    # a second Ctrl-C stops at once, without a checkpoint
+    # a second stop signal stops at once, without a checkpoint
     return run_command("train.py", body, interrupted="checkpoints are written whole or not at all: the newest is the "
                                                      "one to --resume", sigterm=False)      # StopRequest takes it

@@ -15,11 +15,25 @@ def test_stop_request_catches_and_gives_back_signals():
     try:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.requested
-        with pytest.raises(StopNow):                             # a second Ctrl-C: at once
+        with pytest.raises(StopNow) as second:                   # a second Ctrl-C: at once
             os.kill(os.getpid(), signal.SIGINT)
+        assert second.value.what == "a second Ctrl-C"
     finally:
         stop.uninstall()
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_second_sigterm_is_named_as_such(capsys):
+    stop = StopRequest()
+    stop.install()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert "(send SIGTERM again to stop at once)" in capsys.readouterr().out
+        with pytest.raises(StopNow) as second:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert second.value.what == "a second SIGTERM"
+    finally:
+        stop.uninstall()
 
 
 def test_lightning_installs_no_sigterm_handler_of_its_own():
