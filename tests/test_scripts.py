@@ -129,3 +129,37 @@ def test_train_bone_sh_trains_rwkv7(sample_data, tmp_path):
     curve = [float(r["loss"]) for r in rows]
     assert len(curve) == 30 and sum(curve[-5:]) < sum(curve[:5]) - 0.5, curve
     assert read_adapter(tmp_path / "runs" / "bone7" / "checkpoint-000030").base_model["family"] == "x070"
+
+
+# ------------------------------------------------------------------ the GPU checks, rehearsed on the CPU
+
+def test_gpu_checks_refuses_a_bad_stage_or_flag(tmp_path):
+    for args in (["nothing"], ["--fast", "quick"], []):
+        done = script("gpu_checks.sh", *args, cwd=tmp_path)
+        assert done.returncode == 2 and "usage: bash scripts/gpu_checks.sh" in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+def test_gpu_checks_quick_rehearsed_on_the_cpu_with_the_gpu_machines_wheels(tmp_path):
+    """gpu_wheels.sh fills a folder with wheels for CPython 3.12 (DeepSpeed built here); gpu_checks.sh quick,
+    rehearsed, checks they would install there, then runs every step with its CPU counterpart and writes
+    each result where --docs says, nothing into the repository's docs/."""
+    before = (REPO / "docs" / "benchmarks.md").read_text()
+    wheels = tmp_path / "wheels"
+    done = script("gpu_wheels.sh", "--out", wheels, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    names = {p.name.split("-")[0].lower() for p in wheels.glob("*.whl")}
+    assert {"deepspeed", "pydantic", "pydantic_core", "hjson", "msgpack", "fla_core"} <= names, names
+    docs = tmp_path / "docs"
+    done = script("gpu_checks.sh", "--rehearse", "--docs", docs, "--work_dir", tmp_path / "work", "--wheels", wheels,
+                  "quick", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"the {len(names)} wheels in {wheels} would install on CPython 3.12" in done.stderr
+    assert "passed" in (docs / "gpu-tests.log").read_text()
+    text = (docs / "benchmarks.md").read_text()
+    for section in ("wkv6:cpu", "wkv7:cpu", "table:cpu"):
+        assert f"<!-- {section} -->" in text and f"<!-- /{section} -->" in text, section
+    rows = list(csv.DictReader(open(docs / "bench" / "rwkv6-tiny-table.csv")))
+    assert len(rows) == 8                            # LoRA, Bone, Bat (out) and the materialising Bat, grad_cp 0 and 1
+    assert "quick done in" in done.stderr
+    assert (REPO / "docs" / "benchmarks.md").read_text() == before

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Wheels for a GPU machine that has Python 3.12 with torch (CUDA), lightning, ninja and pytest but no
+# network: DeepSpeed (built here, pure Python; its ops compile on the GPU machine when first used) and
+# the packages it needs beyond those, fla-core (fla's chunked RWKV kernels, for the operator
+# benchmark), and with --bnb bitsandbytes. x86-64 manylinux wheels for CPython 3.12, one version each,
+# into .whl/ (git-ignored). `bash scripts/gpu_checks.sh` installs them into a temporary folder at its
+# start when .whl/ holds any.
+#
+#   bash scripts/gpu_wheels.sh [--bnb] [--out DIR]
+#
+# The versions are this repository's environment's (.venv/), so the GPU machine runs what the tests ran.
+source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
+cd "$REPO_ROOT"
+out=.whl
+bnb=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bnb) bnb=1; shift ;;
+        --out) out="${2:?--out needs a folder}"; shift 2 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "gpu_wheels.sh: unknown argument $1 (usage: bash scripts/gpu_wheels.sh [--bnb] [--out DIR])" >&2; exit 2 ;;
+    esac
+done
+version() { python -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1"; }
+mkdir -p "$out"
+rm -f "$out"/*.whl
+# DeepSpeed publishes a source distribution only: build its wheel here (ops are compiled where they run)
+DS_BUILD_OPS=0 python -m pip wheel --quiet --no-deps --no-build-isolation -w "$out" "deepspeed==$(version deepspeed)"
+# what DeepSpeed needs beyond torch, numpy, ninja, packaging and tqdm (which the GPU machine has), at
+# the versions installed here; fla-core at its newest
+wanted=()
+for name in hjson msgpack py-cpuinfo pydantic pydantic-core annotated-types typing-inspection einops psutil; do
+    wanted+=("$name==$(version "$name")")
+done
+wanted+=(fla-core)
+if [ "$bnb" = 1 ]; then
+    if python -c "import bitsandbytes" 2>/dev/null; then wanted+=("bitsandbytes==$(version bitsandbytes)"); else wanted+=(bitsandbytes); fi
+fi
+python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d "$out" "${wanted[@]}"
+ls -1 "$out"
+total=$(du -cb "$out"/*.whl | tail -1 | cut -f1)
+echo "gpu_wheels.sh: $(ls "$out"/*.whl | wc -l) wheels, $((total / 1048576)) MiB in $out"
