@@ -26,6 +26,7 @@ from ..data.chat import END_OF_TURN, assistant_prompt
 from ..model import RWKVState
 from ..peft.rwkv_peft import RWKV_PEFT_METHODS
 from ..utils.cli import run_command
+from ..quant.scheme import BLOCKSIZES, QUANT_TYPES, QuantScheme
 from .load import load_for_inference
 from .sampling import Sampler
 
@@ -121,6 +122,13 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                         "state.pth) (default: zeros, or the adapter's tuned state)")
     p.add_argument("--device", default="auto", metavar="auto|cpu|cuda[:N]",
                    help="where to run: auto takes a GPU (bf16) when there is one, else the CPU (fp32) (default: auto)")
+    p.add_argument("--quant", choices=("none", *QUANT_TYPES), default="none",
+                   help="hold the base's linear layers quantised (bitsandbytes), as train.py --quant does; an adapter "
+                        "then runs beside them unmerged: with the --quant it was trained with, the function trained "
+                        "(default: none)")
+    p.add_argument("--quant_blocksize", type=int, choices=BLOCKSIZES, default=64,
+                   help="values per scale of nf4 / fp4 (default: 64)")
+    p.add_argument("--quant_head", type=int, choices=(0, 1), default=0, help="quantise the head too (default: 0)")
 
 
 def check_model_paths(args) -> None:
@@ -134,9 +142,16 @@ def check_model_paths(args) -> None:
         raise FileNotFoundError(f"--adapter {args.adapter} does not exist")
 
 
+def quant_from_args(args) -> QuantScheme | None:
+    if args.quant == "none":
+        return None
+    return QuantScheme(args.quant, blocksize=args.quant_blocksize, head=bool(args.quant_head))
+
+
 def load_from_args(args) -> tuple[torch.nn.Module, RWKVState | None]:
     return load_for_inference(args.model, adapter=args.adapter, state=args.state, device=args.device,
-                              method=args.method, lora_alpha=args.lora_alpha, pissa_init=args.pissa_init)
+                              method=args.method, lora_alpha=args.lora_alpha, pissa_init=args.pissa_init,
+                              quant=quant_from_args(args))
 
 
 def build_parser() -> argparse.ArgumentParser:

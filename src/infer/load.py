@@ -10,6 +10,8 @@ import torch
 from ..model import RWKVState, load_model
 from ..peft import adapter_layers, load_adapter, read_any_adapter
 from ..peft.rwkv_peft import RWKV_PEFT_METHODS
+from ..quant import QuantScheme
+from ..quant.backend import bnb_functional
 
 
 def inference_device(device: str | None = None) -> tuple[str, torch.dtype]:
@@ -26,20 +28,27 @@ def inference_device(device: str | None = None) -> tuple[str, torch.dtype]:
 @torch.no_grad()
 def load_for_inference(model_path: str | Path, adapter: str | Path | None = None, state: str | Path | None = None,
                        device: str | None = None, method: str | None = None, lora_alpha: float | None = None,
-                       pissa_init: str | Path | None = None) -> tuple[torch.nn.Module, RWKVState | None]:
+                       pissa_init: str | Path | None = None,
+                       quant: QuantScheme | None = None) -> tuple[torch.nn.Module, RWKVState | None]:
     """(model in eval mode, its starting state or None). An adapter's layers are merged in place for
     speed (W + ΔW in fp32, as merge.py computes it); an adapter that tuned the initial states keeps
-    them (the model starts from them) unless `state` gives another start."""
+    them (the model starts from them) unless `state` gives another start. `quant`: the base's linear
+    layers held quantised (quantised on the device, while loading); an adapter runs beside them unmerged."""
     device, dtype = inference_device(device)
     if not Path(model_path).is_file():
         raise FileNotFoundError(f"--model {model_path} does not exist" + (" (it is a directory: give the .pth)"
                                                                           if Path(model_path).is_dir() else ""))
-    model = load_model(model_path, dtype=torch.float32)          # any family; merged in fp32, then cast
+    if quant is not None:
+        bnb_functional(device)                                   # before any weight is loaded
+        model = load_model(model_path, dtype=dtype, device=device, quant=quant)
+    else:
+        model = load_model(model_path, dtype=torch.float32)      # any family; merged in fp32, then cast
     if adapter is not None:
         load_adapter(model, read_any_adapter(adapter, method, lora_alpha=lora_alpha, pissa_init=pissa_init,
                                              method_flags="--method " + "|".join(RWKV_PEFT_METHODS)))
-        for layer in adapter_layers(model).values():
-            layer.merge()
+        if quant is None:
+            for layer in adapter_layers(model).values():
+                layer.merge()
     model = model.to(device=device, dtype=dtype).eval()
     start = None
     if state is not None:

@@ -15,6 +15,8 @@ from typing import Mapping
 import torch
 import torch.nn as nn
 
+from ..quant import QuantLinear, QuantScheme, QuantizedWeight, check_quantizable, linears_to_quantize
+from ..quant.weight import release_freed_host_memory
 from ..utils.atomic import atomic_torch_save
 from .config import RWKVConfig
 from .family import detect_family, family_of, get_family
@@ -110,13 +112,16 @@ def config_from_checkpoint(state_dict: Mapping[str, torch.Tensor], source: str =
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-               config: RWKVConfig | None = None, family: str | None = None, **runtime) -> nn.Module:
+               config: RWKVConfig | None = None, family: str | None = None, quant: QuantScheme | None = None,
+               **runtime) -> nn.Module:
     """Load an RWKV-LM .pth of any registered family, strictly and memory-mapped.
 
     The family comes from the file's keys (or `config`'s; `family` insists on one: a file of another is
     an error naming both). Every size is inferred from the shapes unless `config` is given, in which
     case the file must match it exactly. A missing, unexpected or wrongly shaped key is an error naming
-    the key. `runtime` sets grad_cp / wkv_backend / wkv_chunk_size. Peak memory: the model plus one tensor."""
+    the key. `runtime` sets grad_cp / wkv_backend / wkv_chunk_size. Peak memory: the model plus one tensor.
+    `quant`: the scheme's linear layers are quantised on `device` as they are read, one tensor at a time,
+    so the peak is the quantised model plus one full-precision tensor (model.quant_scheme records it)."""
     dtype = as_dtype(dtype)
     sd = read_checkpoint(path)
     if family is not None:                    # insisted on: a file of another family is refused by name
@@ -147,10 +152,28 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str
             raise
         # the expected shapes came from a few tensors of the file: name them, one of them may be the damaged one
         raise ValueError(f"{e} (the sizes were read from the file: {size_sources(sd, config_class)})") from None
+    quantized = {}
+    if quant is not None:
+        check_quantizable(model, quant)                   # shapes first: nothing quantised if one cannot be
+        quantized = {f"{name}.weight": name for name in linears_to_quantize(model, quant)}
     for key in list(sd):   # one tensor at a time: peak RAM is the model plus one tensor
-        sd[key] = sd[key].to(device=device, dtype=dtype)
+        if key in quantized:
+            name = quantized[key]
+            weight = QuantizedWeight.from_float(sd.pop(key).to(device=device, dtype=dtype), quant, name)
+            _set_submodule(model, name, QuantLinear(weight))
+            release_freed_host_memory()                  # the full-precision temporaries, before the next
+            sd.update({f"{name}.weight.{b}": t for b, t in weight.state_dict().items()})
+        else:
+            sd[key] = sd[key].to(device=device, dtype=dtype)
     model.load_state_dict(sd, strict=True, assign=True)
+    if quant is not None:
+        model.quant_scheme = quant
     return model.eval()
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
 def size_sources(sd: Mapping[str, torch.Tensor], config_class: type) -> str:

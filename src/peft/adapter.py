@@ -22,6 +22,13 @@ class Adapter:
     origin: str                             # "ours" (adapter_io.ORIGIN) or "RWKV-PEFT"
     files: tuple[Path, ...] = ()            # the files it was read from (a command never writes over them)
     base_fingerprint: str | None = None     # utils.files.file_fingerprint of the base it was trained on, if known
+    quant: dict | None = None               # the base's quantisation while training (QuantScheme.record()), if any
+
+    @property
+    def quant_scheme(self):
+        """The QuantScheme the adapter was trained under, or None (a full-precision base)."""
+        from ..quant import QuantScheme
+        return QuantScheme.from_record(self.quant) if self.quant else None
 
     def layer_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
         """{module name: {adapter tensor name: tensor}} for the adapter tensors."""

@@ -34,6 +34,7 @@ from ..utils.files import load_tensor_file
 from ..utils.atomic import atomic_torch_save, atomic_write_text, new_temporary_directory, writing
 from .adapter import Adapter
 from ..model.family import family_of, get_family
+from ..quant import QuantScheme, quant_record
 from .apply import adapter_layers, adapter_state_dict, apply_peft
 from .config import PeftConfig
 from .rwkv_peft import read_rwkv_peft_adapter
@@ -87,12 +88,13 @@ def save_adapter(model: nn.Module, config: PeftConfig | None, directory: str | P
     tensors = {k: given.get(k, v).detach().to("cpu").contiguous() for k, v in own.items()}
     base = model.config.shape_signature()
     family = family_of(model).name
+    quant = quant_record(model)                             # the base held quantised while training, if it was
     directory = Path(directory)
 
     def write(into: Path) -> None:
         atomic_torch_save(tensors, into / ADAPTER_FILE)
         meta = {"format": FORMAT, "version": VERSION, "family": family, "peft": config.to_dict(), "base_model": base,
-                "base_fingerprint": base_fingerprint, "step": step,
+                "base_fingerprint": base_fingerprint, "quant": quant, "step": step,
                 "tensors": {k: list(v.shape) for k, v in tensors.items()},
                 "adapter_sha256": _sha256(into / ADAPTER_FILE)}
         atomic_write_text(into / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
@@ -131,7 +133,7 @@ def read_adapter(directory: str | Path) -> Adapter:
     if meta.get("version") != VERSION:
         raise ValueError(f"adapter {config_path}: version {meta.get('version')!r}, this code reads {VERSION}")
     for key, kinds in (("peft", (dict,)), ("base_model", (dict, type(None))), ("step", (int, type(None))),
-                       ("base_fingerprint", (str, type(None)))):
+                       ("base_fingerprint", (str, type(None))), ("quant", (dict, type(None)))):
         if not isinstance(meta.get(key), kinds) or (key == "step" and isinstance(meta.get(key), bool)):
             raise ValueError(f"adapter {config_path}: {key!r} holds {meta.get(key)!r}, expected "
                              f"{' or '.join(k.__name__ for k in kinds)}")
@@ -148,8 +150,14 @@ def read_adapter(directory: str | Path) -> Adapter:
     base_model = meta.get("base_model")
     if base_model is not None and "family" not in base_model:     # written before signatures named the family
         base_model = {"family": meta.get("family") or "x060", **base_model}
+    quant = meta.get("quant")
+    if quant is not None:
+        try:
+            QuantScheme.from_record(quant)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"adapter {config_path}: its 'quant' record {quant!r} is not valid ({e})") from None
     return Adapter(config, tensors, base_model, meta.get("step"), directory, ORIGIN,
-                   files=(tensor_path, config_path), base_fingerprint=meta.get("base_fingerprint"))
+                   files=(tensor_path, config_path), base_fingerprint=meta.get("base_fingerprint"), quant=quant)
 
 
 def find_adapter(path: str | Path) -> Path:

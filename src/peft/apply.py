@@ -7,6 +7,7 @@ from fnmatch import fnmatchcase
 import torch
 import torch.nn as nn
 
+from ..quant import QuantizedWeight, is_linear
 from .config import PeftConfig
 from .layer import AdapterLinear
 from .registry import STATE_METHOD, adapter_class
@@ -57,7 +58,7 @@ def apply_peft(model: nn.Module, config: PeftConfig, init_adapters: bool = True,
     if getattr(model, "peft_config", None) is not None:
         raise ValueError(f"apply_peft: this model already has {model.peft_config.method} adapters")
     config = config.for_family(model)                       # targets=None: the family's linear layers
-    linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    linears = {name: m for name, m in model.named_modules() if is_linear(m)}     # plain or quantised
     chosen = [name for name in linears if any(target_matches(name, p) for p in config.targets)
               and config.method != STATE_METHOD]
     for pattern in config.targets:
@@ -93,9 +94,10 @@ def apply_peft(model: nn.Module, config: PeftConfig, init_adapters: bool = True,
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts; works on the meta device."""
+    """(trainable, total) parameter counts, a quantised base's weights included; works on the meta device."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters())
+    quantized = sum(m.numel() for m in model.modules() if isinstance(m, QuantizedWeight))
+    return trainable, sum(p.numel() for p in model.parameters()) + quantized
 
 
 def trainable_report(model: nn.Module) -> str:
@@ -108,7 +110,7 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     adapter layers' persistent buffers (PiSSA's starting point), under the model's key names."""
     keep = {name for name, p in model.named_parameters() if p.requires_grad}
     for lname, layer in adapter_layers(model).items():
-        keep.update(f"{lname}.{b}" for b, _ in layer.named_buffers())
+        keep.update(f"{lname}.{b}" for b, _ in layer.named_buffers(recurse=False))   # not a quantised W's
     return {k: v for k, v in model.state_dict().items() if k in keep}
 
 

@@ -21,7 +21,10 @@ held), where dL/dD_a = sum_b (W_ab^T G_ab + G_ab) with G = dL/dΔW = dy^T x, als
 On every block, W_ab D for all blocks is one batched product over `block_view`, a view of W
 in its own layout.
 
-`materialize=True` is the paper's way (W + ΔW through autograd), kept as a benchmark reference.
+`materialize=True` is the paper's way (W + ΔW through autograd), kept as a benchmark reference. On a
+quantised base it is built a chunk of output rows at a time under checkpointing (materialized_by_rows),
+since a dequantised (out, in) W must never be held; Bat(out) and Bat(in) reach W the same way as on a
+plain base (through base_rows / base_forward), so no dequantised (out, in) tensor is kept either.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .bone import slice_sum
 from .layer import AdapterLinear, wide
@@ -90,11 +94,10 @@ def row_chunks(out_features: int, in_features: int, r: int) -> list[slice]:
     return [slice(start, min(start + rows, out_features)) for start in range(0, out_features, rows)]
 
 
-def scaled_rows(weight: torch.Tensor, bat: torch.Tensor, rows: slice, buffer: torch.Tensor) -> torch.Tensor:
-    """W_ab (I + D_a) for the blocks of output `rows` (index="out"), written into `buffer`'s start:
-    one batched product over those blocks. Returns a (len(rows), in) view of the buffer."""
+def scaled_rows(block: torch.Tensor, bat: torch.Tensor, rows: slice, buffer: torch.Tensor) -> torch.Tensor:
+    """W_ab (I + D_a) for the blocks of output `rows` (index="out"), `block` being W[rows], written into
+    `buffer`'s start: one batched product over those blocks. Returns a (len(rows), in) view of the buffer."""
     r = bat.shape[-1]
-    block = weight[rows]
     d = bat[rows.start // r:rows.stop // r]
     identity_plus = d + torch.eye(r, dtype=d.dtype, device=d.device)
     view = block_view(block, r, "out")
@@ -110,48 +113,70 @@ class BatOutFunction(torch.autograd.Function):
     time into one small buffer (row_chunks), in the forward and again in the backward, and used
     at once; the second acts on the activations instead:
         y_a += (sum_b x_b) D_a^T          grad x_b += sum_a grad_y_a D_a
-    dL/dD_a = sum_b W_ab^T G_ab + G_ab, with G = grad_y^T x built per chunk of rows too."""
+    dL/dD_a = sum_b W_ab^T G_ab + G_ab, with G = grad_y^T x built per chunk of rows too.
+    W is reached through `rows_of(rows, dtype)` (AdapterLinear.base_rows): on a quantised base only
+    those rows are dequantised. Saved for the backward: x and D."""
 
     @staticmethod
-    def forward(ctx, x, weight, bat):
-        ctx.save_for_backward(x, weight, bat)
-        d, w = bat.to(x.dtype), weight.to(x.dtype)
-        out_features, in_features = w.shape
+    def forward(ctx, x, bat, rows_of, out_features):
+        ctx.save_for_backward(x, bat)
+        ctx.rows_of, ctx.out_features = rows_of, out_features
+        d = bat.to(x.dtype)
+        in_features = x.shape[-1]
         r = d.shape[-1]
         x2 = x.reshape(-1, in_features)                                         # (N, in)
         y = torch.empty(x2.shape[0], out_features, dtype=x.dtype, device=x.device)
         chunks = row_chunks(out_features, in_features, r)
         buffer = torch.empty(chunks[0].stop * in_features, dtype=x.dtype, device=x.device)
         for rows in chunks:
-            torch.mm(x2, scaled_rows(w, d, rows, buffer).t(), out=y[:, rows])
+            torch.mm(x2, scaled_rows(rows_of(rows, x.dtype), d, rows, buffer).t(), out=y[:, rows])
         tied = torch.einsum("nq,apq->nap", slice_sum(x2, r), d)                # (N, out/r, r)
         return y.add_(tied.flatten(-2)).view(*x.shape[:-1], out_features)
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, weight, bat = ctx.saved_tensors
-        out_features, in_features = weight.shape
+        x, bat = ctx.saved_tensors
+        rows_of, out_features = ctx.rows_of, ctx.out_features
+        in_features = x.shape[-1]
         r = bat.shape[-1]
         g2, x2 = grad_y.reshape(-1, out_features), x.reshape(-1, in_features)  # (N, out), (N, in)
-        d, w = bat.to(g2.dtype), weight.to(g2.dtype)
-        need_x, need_bat = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+        d = bat.to(g2.dtype)
+        need_x, need_bat = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         chunks = row_chunks(out_features, in_features, r)
         buffer = torch.empty(chunks[0].stop * in_features, dtype=g2.dtype, device=g2.device)
         grad_x = torch.zeros_like(x2) if need_x else None
-        grad_bat = torch.empty(bat.shape, dtype=torch.promote_types(bat.dtype, torch.float32),
-                               device=bat.device) if need_bat else None
+        wide_dtype = torch.promote_types(torch.promote_types(bat.dtype, g2.dtype), torch.float32)
+        grad_bat = torch.empty(bat.shape, dtype=wide_dtype, device=bat.device) if need_bat else None
         for rows in chunks:
             if need_x:
-                grad_x.addmm_(g2[:, rows], scaled_rows(w, d, rows, buffer))
+                grad_x.addmm_(g2[:, rows], scaled_rows(rows_of(rows, g2.dtype), d, rows, buffer))
             if need_bat:                                                        # G for these rows
                 g_rows = torch.mm(g2[:, rows].t(), x2, out=buffer[:(rows.stop - rows.start) * in_features]
                                   .view(rows.stop - rows.start, in_features))
-                grad_bat[rows.start // r:rows.stop // r] = bat_grad(wide(weight[rows]), wide(g_rows), r, "out")
+                grad_bat[rows.start // r:rows.stop // r] = bat_grad(rows_of(rows, wide_dtype), g_rows.to(wide_dtype),
+                                                                    r, "out")
         if need_x:
             tied = torch.einsum("nap,apq->nq", g2.unflatten(-1, (-1, r)), d)    # (N, r)
             grad_x.unflatten(-1, (-1, r)).add_(tied.unsqueeze(-2))
             grad_x = grad_x.view(x.shape)
-        return grad_x, None, (grad_bat.to(bat.dtype) if need_bat else None)
+        return grad_x, (grad_bat.to(bat.dtype) if need_bat else None), None, None
+
+
+def _materialized_rows(x: torch.Tensor, d: torch.Tensor, rows_of, rows: slice, index: str) -> torch.Tensor:
+    """x (W_c + ΔW_c)^T for the output rows `rows` (whole blocks of r), W_c = W[rows]."""
+    w = rows_of(rows, x.dtype)
+    r = d.shape[-1]
+    own = d[rows.start // r:rows.stop // r] if index == "out" else d
+    return F.linear(x, w + bat_delta(w, own, index))
+
+
+def materialized_by_rows(x: torch.Tensor, d: torch.Tensor, rows_of, out_features: int, index: str) -> torch.Tensor:
+    """The paper's W + ΔW on a quantised W, a chunk of output rows at a time, each chunk under activation
+    checkpointing: its dequantised rows and W_c + ΔW_c are built again in the backward, never kept, so
+    no (out, in) tensor is held; saved: x and D."""
+    chunks = row_chunks(out_features, x.shape[-1], d.shape[-1])
+    return torch.cat([checkpoint(_materialized_rows, x, d, rows_of, rows, index, use_reentrant=False)
+                      for rows in chunks], dim=-1)
 
 
 class BatLinear(AdapterLinear):
@@ -182,18 +207,20 @@ class BatLinear(AdapterLinear):
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
         d = self.bat.to(x.dtype)
         if self.materialize:
+            if self.quantized:
+                return materialized_by_rows(x, d, self.base_rows, self.out_features, self.index)
             w = self.weight.to(x.dtype)
             return F.linear(x, w + bat_delta(w, d, self.index))        # autograd keeps W + ΔW for the backward
         if self.index == "out":
-            return BatOutFunction.apply(x, self.weight, self.bat)
+            return BatOutFunction.apply(x, self.bat, self.base_rows, self.out_features)
         # index="in": z_b = D_b x_b;  y = W (x + z) + tile(sum_b z_b)
         z = torch.einsum("...bj,bij->...bi", x.unflatten(-1, (-1, self.r)), d)
-        y = F.linear(x + z.flatten(-2), self.weight)
+        y = self.base_forward(x + z.flatten(-2))
         return y + z.sum(-2).repeat(*([1] * (x.dim() - 1)), self.out_features // self.r)
 
     def delta_weight(self) -> torch.Tensor:
         """ΔW (out, in) fp32: ΔW_ab = W_ab D + D."""
-        return bat_delta(wide(self.weight), wide(self.bat), self.index)
+        return bat_delta(self.base_weight(), wide(self.bat), self.index)
 
     def unmerged_weight(self) -> torch.Tensor:
         # W' = W (I + D) + D blockwise  =>  W = (W' - D) (I + D)^-1

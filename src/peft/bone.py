@@ -45,7 +45,7 @@ class BoneLinear(AdapterLinear):
         return cls(base, config.r, name=name)
 
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight) + slice_sum(x, self.r) @ self.bone.to(x.dtype)   # (..., out)
+        return self.base_forward(x) + slice_sum(x, self.r) @ self.bone.to(x.dtype)   # (..., out)
 
     def delta_weight(self) -> torch.Tensor:
         """ΔW (out, in) fp32: ΔW[o, c] = bone[c mod r, o]."""

@@ -45,7 +45,7 @@ class DishaLinear(AdapterLinear):
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
         t = slice_sum(x, self.r2) @ self.disha.to(x.dtype).t()                # (..., r1)
         tiled = t.repeat(*([1] * (x.dim() - 1)), self.out_features // self.r1)  # (..., out)
-        return F.linear(x, self.weight) + tiled
+        return self.base_forward(x) + tiled
 
     def delta_weight(self) -> torch.Tensor:
         """ΔW (out, in) fp32: D tiled, ΔW[o, c] = D[o mod r1, c mod r2]."""

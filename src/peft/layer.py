@@ -3,6 +3,9 @@
 An adapter layer replaces an `nn.Linear(in, out, bias=False)` of RWKV. It adopts the
 linear's `weight` parameter (frozen) under the same name, so the adapted model's state
 dict keeps every RWKV-LM key and adds the adapter's own (e.g. `blocks.0.att.key.bone`).
+On a quantised base (src/quant) it replaces a QuantLinear and adopts its QuantizedWeight
+instead: the methods reach W only through `base_forward` (x W^T), `base_weight` (W in fp32)
+and `base_rows` (a range of W's rows), which dequantise when W is quantised.
 
 A method is a subclass that sets
     method            its name ("bone"), the key of the registry (registry.py)
@@ -28,6 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..quant import QuantLinear, QuantizedWeight, quantized_linear
+
 if TYPE_CHECKING:
     from .config import PeftConfig
 
@@ -38,7 +43,8 @@ def wide(t: torch.Tensor) -> torch.Tensor:
 
 
 class AdapterLinear(nn.Module):
-    """Base class. `base` is an nn.Linear without bias; its weight becomes this layer's frozen `weight`."""
+    """Base class. `base` is an nn.Linear without bias (or a QuantLinear); its weight becomes this layer's
+    frozen `weight`."""
 
     method = "base"
     adapter_names: tuple[str, ...] = ()
@@ -47,9 +53,9 @@ class AdapterLinear(nn.Module):
     uses: tuple[str, ...] = ("r",)              # every PeftConfig field it reads (beyond targets, train_parts, seed)
     zero_gradient_hint: str = ""                # why its gradients can all be exactly zero, and what to do
 
-    def __init__(self, base: nn.Linear, name: str = ""):
+    def __init__(self, base: nn.Linear | QuantLinear, name: str = ""):
         super().__init__()
-        if not isinstance(base, nn.Linear):
+        if not isinstance(base, (nn.Linear, QuantLinear)):
             raise TypeError(f"{self.method}: {name or 'layer'} is a {type(base).__name__}, expected nn.Linear")
         if base.bias is not None:
             raise ValueError(f"{self.method}: {name or 'layer'} has a bias; RWKV's linear layers have none")
@@ -84,6 +90,29 @@ class AdapterLinear(nn.Module):
         for name, value in tensors.items():
             getattr(self, name).copy_(value)
 
+    # --- the frozen base weight, plain or quantised ---------------------------------------
+    @property
+    def quantized(self) -> bool:
+        return isinstance(self.weight, QuantizedWeight)
+
+    def base_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in) -> (..., out): x W^T (quantised: Ŵ dequantised for the product, nothing saved)."""
+        if self.quantized:
+            return quantized_linear(x, self.weight)
+        return F.linear(x, self.weight)
+
+    def base_weight(self) -> torch.Tensor:
+        """W (out, in) in fp32 (float64 stays float64); quantised, Ŵ as a new tensor."""
+        if self.quantized:
+            return self.weight.dequantize(torch.float64 if self.weight.dtype == torch.float64 else torch.float32)
+        return wide(self.weight)
+
+    def base_rows(self, rows: slice, dtype: torch.dtype) -> torch.Tensor:
+        """W[rows] in `dtype` (a view when nothing needs converting; quantised: only those rows dequantised)."""
+        if self.quantized:
+            return self.weight.dequantize(dtype, rows=rows)
+        return self.weight[rows].to(dtype)
+
     # --- shared -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., out). Merged, W already holds W + ΔW."""
@@ -114,17 +143,32 @@ class AdapterLinear(nn.Module):
     # --- merging (Hugging Face peft's semantics) -----------------------------------------
     @torch.no_grad()
     def merge(self) -> None:
-        """W <- W + ΔW, computed in fp32; forward then uses W alone."""
+        """W <- W + ΔW, computed in fp32; forward then uses W alone. A quantised W becomes the float
+        Ŵ + ΔW (in the dtype it was quantised from): exactly the function the adapter computed."""
         if self.merged:
             return
-        self.weight.copy_((wide(self.weight) + self.merge_update()).to(self.weight.dtype))
+        if self.quantized:
+            held = self.weight
+            merged = self.base_weight() + self.merge_update()
+            self.weight = nn.Parameter(merged.to(held.dtype), requires_grad=False)
+            self.__dict__["quantized_from"] = held       # not a submodule: the merged layer holds W + ΔW alone
+        else:
+            self.weight.copy_((wide(self.weight) + self.merge_update()).to(self.weight.dtype))
         self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
+        """Back to W and the adapter; a layer merged from a quantised W holds it quantised again."""
         if not self.merged:
             return
-        self.weight.copy_(self.unmerged_weight().to(self.weight.dtype))
+        held = getattr(self, "quantized_from", None)
+        if held is not None:
+            held.requantize_(self.unmerged_weight())
+            del self.weight                                   # the parameter, then the module in its place
+            self.weight = held
+            del self.__dict__["quantized_from"]
+        else:
+            self.weight.copy_(self.unmerged_weight().to(self.weight.dtype))
         self.merged = False
 
     def merge_update(self) -> torch.Tensor:

@@ -139,7 +139,7 @@ class LoraLinear(AdapterLinear):
 
     def adapted_forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.lora_A.to(x.dtype), self.lora_B.to(x.dtype)
-        return F.linear(x, self.weight) + self.scale * F.linear(F.linear(self.dropped(x), a), b)   # (..., out)
+        return self.base_forward(x) + self.scale * F.linear(F.linear(self.dropped(x), a), b)   # (..., out)
 
     def dropped(self, x: torch.Tensor) -> torch.Tensor:
         """The adapter path's input with dropout applied (training only): masks keyed by token position
@@ -189,22 +189,28 @@ class PissaLinear(LoraLinear):
     @torch.no_grad()
     def pissa_init(self, niter: int = 4, generator: torch.Generator | None = None) -> None:
         """A, B <- the top-r singular triplets of W (scaled); W <- W - scale * B A."""
-        u, s, vh = randomized_svd(wide(self.weight), self.r, niter=niter, generator=generator)
+        u, s, vh = randomized_svd(self.base_weight(), self.r, niter=niter, generator=generator)
         root = torch.sqrt(s / self.scale)
         self.set_pissa_start(root[:, None] * vh, u * root[None, :])
 
     @torch.no_grad()
     def set_pissa_start(self, init_A: torch.Tensor, init_B: torch.Tensor) -> None:
         """Make (init_A, init_B) the PiSSA starting point: A, B and the buffers take these values,
-        and the held weight becomes the original weight minus scale * init_B init_A."""
-        dt = wide(self.weight).dtype
-        original = wide(self.weight) + self.scale * (self.init_lora_B.to(dt) @ self.init_lora_A.to(dt))
+        and the held weight becomes the original weight minus scale * init_B init_A. On a quantised base
+        the original is Ŵ and the residual is quantised again (peft's PiSSA under QLoRA): call this once
+        per layer there, since Ŵ is not recovered exactly from a quantised residual."""
+        held = self.base_weight()
+        dt = held.dtype
+        original = held + self.scale * (self.init_lora_B.to(dt) @ self.init_lora_A.to(dt))
         self.init_lora_A.copy_(init_A)
         self.init_lora_B.copy_(init_B)
         self.lora_A.copy_(init_A)
         self.lora_B.copy_(init_B)
         start = self.init_lora_B.to(dt) @ self.init_lora_A.to(dt)        # as stored, so ΔW(start) is exactly 0
-        self.weight.copy_((original - self.scale * start).to(self.weight.dtype))
+        if self.quantized:
+            self.weight.requantize_(original - self.scale * start)
+        else:
+            self.weight.copy_((original - self.scale * start).to(self.weight.dtype))
 
     @torch.no_grad()
     def load_file_tensors(self, tensors) -> None:

@@ -1,6 +1,11 @@
 """Merge an adapter into a plain RWKV .pth of its family (RWKV-6, RWKV-7), layer by layer: W + ΔW in fp32, written in the base's dtype.
 
     python merge.py --base rwkv6-3b.pth --bone out/ [--output merged.pth] [--check]
+    python merge.py --base rwkv7-13.3b.pth --adapter out_nf4/ --merge_base dequantized
+
+An adapter trained on a quantised base (--quant) is merged into the full-precision base by default, as
+QLoRA users do; `--merge_base dequantized` merges into the base's weights as quantised and dequantised
+instead (Ŵ + ΔW for every quantised layer, Ŵ alone for the others): exactly the function trained.
 
 The base is memory-mapped and the output is built one tensor at a time, so merging a 14B
 model needs about one model's worth of RAM. Everything is validated before anything is
@@ -20,7 +25,9 @@ import torch
 import torch.nn as nn
 
 from ..model import RWKVState, check_state_dict, config_from_checkpoint, load_model, read_checkpoint, save_checkpoint
-from ..model.checkpoint import STORED_DTYPES
+from ..model import build_model
+from ..model.checkpoint import DTYPE_NAMES, STORED_DTYPES
+from ..quant import QuantLinear, QuantizedWeight, linears_to_quantize
 from ..utils.files import check_output, file_fingerprint
 from ..utils.cli import run_command
 from .adapter import Adapter
@@ -55,20 +62,43 @@ def check_output_path(base: Path, output: Path, overwrite: bool, adapter: Adapte
     check_output(output, "--output", inputs=(base, *(adapter.files if adapter else ())), overwrite=overwrite)
 
 
+MERGE_BASES = ("full", "dequantized")
+
+
+def quantized_as_trained(weight: torch.Tensor, adapter: Adapter, module: str, device) -> QuantizedWeight:
+    """The weight as the adapter's base held it while training: quantised from the dtype it trained in."""
+    trained_in = DTYPE_NAMES.get((adapter.quant or {}).get("dtype") or "", torch.float32)
+    return QuantizedWeight.from_float(weight.to(device=device, dtype=trained_in), adapter.quant_scheme, module)
+
+
 @torch.no_grad()
 def merged_weight(weight: torch.Tensor, tensors: dict[str, torch.Tensor], adapter: Adapter, module: str,
-                  device: str | torch.device = "cpu") -> torch.Tensor:
-    """W + ΔW in fp32 for one layer, by the adapter layer's own delta_weight()."""
+                  device: str | torch.device = "cpu", dequantized: bool = False) -> torch.Tensor:
+    """W + ΔW in fp32 for one layer, by the adapter layer's own delta_weight(). `dequantized`: Ŵ + ΔW with
+    Ŵ the weight quantised as in training (PiSSA: its residual quantised again, as in training)."""
     out_features, in_features = weight.shape
-    linear = nn.Linear(in_features, out_features, bias=False, device="meta")
-    linear.weight = nn.Parameter(weight.to(device=device, dtype=torch.float32), requires_grad=False)
-    layer = make_adapter(linear, adapter.config, module, init_adapters=False)
-    expected = {k: v.shape for k, v in layer.state_dict().items() if k != "weight"}
+    if dequantized:
+        base = QuantLinear(quantized_as_trained(weight, adapter, module, device))
+    else:
+        base = nn.Linear(in_features, out_features, bias=False, device="meta")
+        base.weight = nn.Parameter(weight.to(device=device, dtype=torch.float32), requires_grad=False)
+    layer = make_adapter(base, adapter.config, module, init_adapters=False)
+    expected = {k: v.shape for k, v in layer.state_dict().items() if k.partition(".")[0] != "weight"}
     check_state_dict(expected, tensors, source=f"adapter {adapter.source}, layer {module} "
                                                f"(base weight {out_features} x {in_features})")
+    if dequantized:
+        layer.load_file_tensors(tensors)
+        return layer.base_weight().float() + layer.merge_update().float()
     for name, value in tensors.items():
         getattr(layer, name).copy_(value)
-    return linear.weight + layer.delta_weight()
+    return base.weight + layer.delta_weight()
+
+
+def quantized_layer_names(sd: dict, scheme) -> set[str]:
+    """The modules of the base that the scheme quantises (from its family's network, on the meta device)."""
+    with torch.device("meta"):
+        model = build_model(config_from_checkpoint(sd))
+    return set(linears_to_quantize(model, scheme))
 
 
 def check_base(sd: dict, base_path: Path, adapter: Adapter) -> None:
@@ -81,9 +111,16 @@ def check_base(sd: dict, base_path: Path, adapter: Adapter) -> None:
 
 
 def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | Path,
-                    dtype: torch.dtype | None = None, device: str = "cpu", overwrite: bool = False) -> MergeReport:
-    """Write base + adapter as a plain checkpoint of the base's family (RWKV-LM key set)."""
+                    dtype: torch.dtype | None = None, device: str = "cpu", overwrite: bool = False,
+                    merge_base: str = "full") -> MergeReport:
+    """Write base + adapter as a plain checkpoint of the base's family (RWKV-LM key set). `merge_base`
+    "dequantized" (an adapter trained on a quantised base): into the weights as quantised in training."""
     start = time.time()
+    if merge_base not in MERGE_BASES:
+        raise ValueError(f"--merge_base {merge_base!r} is not one of {', '.join(MERGE_BASES)}")
+    if merge_base == "dequantized" and adapter.quant_scheme is None:
+        raise ValueError(f"--merge_base dequantized: adapter {adapter.source} was trained on a full-precision base "
+                         f"(it records no --quant); merge it into the base as it is (--merge_base full)")
     base_path, output_path = Path(base_path), Path(output_path)
     check_output_path(base_path, output_path, overwrite, adapter)
     sd = read_checkpoint(base_path)
@@ -103,15 +140,21 @@ def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | 
         if tuple(value.shape) != tuple(sd[key].shape):
             raise ValueError(f"adapter {adapter.source}: train_parts tensor {key} has shape {tuple(value.shape)}, "
                              f"{base_path} has {tuple(sd[key].shape)}")
+    dequantized = merge_base == "dequantized"
+    quantized = quantized_layer_names(sd, adapter.quant_scheme) if dequantized else set()
     out = {}
     for key, value in sd.items():
         target = dtype or value.dtype
         module = key[: -len(".weight")] if key.endswith(".weight") else None
         if module in layers:
-            out[key] = merged_weight(value, layers[module], adapter, module, device).to(device="cpu", dtype=target)
+            out[key] = merged_weight(value, layers[module], adapter, module, device,
+                                     dequantized=module in quantized).to(device="cpu", dtype=target)
             if not torch.isfinite(out[key]).all():
                 raise ValueError(f"adapter {adapter.source}: merging layer {module} gives values that are not finite "
                                  f"(the adapter holds NaN or infinity); nothing was written")
+        elif module in quantized:                        # not adapted: Ŵ, as the trained function had it
+            out[key] = quantized_as_trained(value, adapter, module, device).dequantize(torch.float32).to(
+                device="cpu", dtype=target)
         elif key in extras:
             out[key] = extras[key].to(target)
             if not torch.isfinite(out[key]).all():
@@ -125,10 +168,14 @@ def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | 
 
 @torch.no_grad()
 def check_merge(base_path: str | Path, adapter: Adapter, merged_path: str | Path, n_tokens: int = 16,
-                seed: int = 0, device: str = "cpu") -> tuple[float, float]:
+                seed: int = 0, device: str = "cpu", quantized: bool = False) -> tuple[float, float]:
     """Run base+adapter and the merged model (both in fp32) on the same random tokens.
-    Returns (largest absolute logit difference, the same relative to the largest logit)."""
-    model = load_adapter(load_model(base_path, device=device), adapter)
+    Returns (largest absolute logit difference, the same relative to the largest logit). `quantized`: the
+    base+adapter side holds its base quantised as in training (the function trained)."""
+    scheme = adapter.quant_scheme if quantized else None
+    trained_in = DTYPE_NAMES.get((adapter.quant or {}).get("dtype") or "", torch.float32)
+    model = load_model(base_path, device=device, dtype=trained_in if scheme else torch.float32, quant=scheme)
+    model = load_adapter(model.float(), adapter)
     vocab = model.config.vocab_size
     tokens = torch.randint(0, vocab, (1, n_tokens), generator=torch.Generator().manual_seed(seed)).to(device)
     expected = model(tokens).float()
@@ -165,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="where to compute W + ΔW: cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output; never the base "
                                                             "(default: refuse)")
+    p.add_argument("--merge_base", choices=MERGE_BASES, default="full",
+                   help="for an adapter trained on a quantised base (--quant): full merges it into the full-precision "
+                        "base (QLoRA's usual way); dequantized into the base's weights as quantised in training, "
+                        "every quantised layer written dequantised (exactly the function trained) (default: full)")
     p.add_argument("--check", action="store_true",
                    help="afterwards, run base + adapter and the merged model in fp32 on the same random tokens and "
                         "print the largest logit difference (default: off)")
@@ -203,7 +254,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"contents differ); merging onto it as asked", file=sys.stderr)
         output = Path(args.output) if args.output else default_output(base, adapter)
         dtype = None if args.dtype == "auto" else STORED_DTYPES[args.dtype]
-        report = merge_into_base(base, adapter, output, dtype=dtype, device=args.device, overwrite=args.overwrite)
+        if args.merge_base == "dequantized" and adapter.quant_scheme is None:
+            raise ValueError(f"--merge_base dequantized: adapter {adapter.source} was trained on a full-precision "
+                             f"base (it records no --quant); leave the flag out")
+        report = merge_into_base(base, adapter, output, dtype=dtype, device=args.device, overwrite=args.overwrite,
+                                 merge_base=args.merge_base)
         written.append(output)
         size = output.stat().st_size / 2**30
         options = ", ".join(f"{k}={v}" for k, v in adapter.config.options().items())
@@ -219,6 +274,14 @@ def main(argv: list[str] | None = None) -> int:
             diff, rel = check_merge(base, adapter, output, n_tokens=args.check_tokens, device=args.device)
             print(f"check: {args.check_tokens} tokens, largest logit difference between base+adapter (fp32) and the "
                   f"merged model: {diff:.3e} ({rel:.2e} of the largest logit)")
+            if adapter.quant_scheme is not None:
+                qdiff, qrel = check_merge(base, adapter, output, n_tokens=args.check_tokens, device=args.device,
+                                          quantized=True)
+                print(f"check: the same with the base quantised as in training ({adapter.quant['type']}, the "
+                      f"function trained): {qdiff:.3e} ({qrel:.2e} of the largest logit); this merge "
+                      f"(--merge_base {args.merge_base}) matches the "
+                      f"{'full-precision' if args.merge_base == 'full' else 'quantised'} one")
+                diff = diff + qdiff
             if not math.isfinite(diff):
                 return 1
         return 0

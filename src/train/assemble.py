@@ -19,6 +19,7 @@ from ..model import load_model
 from ..model.init import init_model, init_state_dict
 from ..peft import apply_peft, load_adapter, read_adapter
 from ..peft.state import load_time_state
+from ..quant import quantize_model
 from ..utils.atomic import atomic_write_text, writing
 from ..utils.files import file_fingerprint
 from .callbacks import ProgressBar, StepEnd, TrainingLog
@@ -49,12 +50,17 @@ def build_model(cfg: TrainConfig, model_config, resume_from: Path | None, is_ran
     """The base model (loaded, or a random init that RunRecord saves as proj_dir/base.pth) with its adapters."""
     dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
     runtime = dict(grad_cp=cfg.grad_cp, wkv_backend=cfg.wkv_backend)
+    quant = cfg.quant_scheme                  # quantised while loading, on the device that trains
+    device = "cuda" if quant is not None and cfg.resolved_accelerator == "gpu" else "cpu"
     if cfg.load_model:
-        model = load_model(cfg.load_model, dtype=dtype, **runtime)
+        model = load_model(cfg.load_model, dtype=dtype, quant=quant, device=device, **runtime)
     elif not makes_random_base(cfg, model_config):
-        model = load_model(Path(cfg.proj_dir) / BASE, dtype=dtype, config=model_config.replace(**runtime))
+        model = load_model(Path(cfg.proj_dir) / BASE, dtype=dtype, config=model_config.replace(**runtime),
+                           quant=quant, device=device)
     else:
         model = init_model(model_config.replace(**runtime), seed=cfg.seed, dtype=dtype)
+        if quant is not None:
+            quantize_model(model.to(device), quant)
     model.train()
     if cfg.peft is None:
         model.requires_grad_(True)

@@ -21,6 +21,8 @@ from ..model import (RWKVConfig, build_model, config_from_checkpoint, family_of,
                      resolve_config)
 from ..peft import apply_peft, read_adapter
 from ..peft.apply import resolve_targets
+from ..quant import check_quantizable
+from ..quant.backend import bnb_functional
 from ..utils.files import file_fingerprint
 from .callbacks import REQUIRED_COLUMNS
 from .config import TrainConfig, validate
@@ -93,6 +95,10 @@ def preflight(cfg: TrainConfig) -> RWKVConfig:
     else:
         raise ValueError("give --load_model BASE.pth (to fine-tune) or --model PRESET|CONFIG.json (random init)")
 
+    if cfg.quant_scheme is not None:                          # before any weight is loaded
+        bnb_functional("cuda" if accelerator == "gpu" else "cpu")
+        with torch.device("meta"):
+            check_quantizable(build_model(model_config), cfg.quant_scheme)
     if cfg.peft is not None:
         resolved = resolve_targets(cfg.peft, model_config.family)
         if resolved != cfg.peft:

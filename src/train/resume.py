@@ -23,7 +23,7 @@ from .run_dir import RUN_CONFIG, TRAINER_STATE, checkpoint_step, checkpoints, re
 FIXED_ON_RESUME = ("data_file", "data_type", "ctx_len", "micro_bsz", "accumulate_grad_batches", "devices", "num_nodes",
                    "seed", "strategy", "precision", "peft", "peft_r", "lora_alpha", "lora_dropout", "bat_index",
                    "bat_materialize", "disha_r1", "pissa_niter", "peft_targets", "train_parts", "train_state",
-                   "load_state")
+                   "load_state", "quant", "quant_blocksize", "quant_head")
 IGNORED = ("resume", "progress_bar", "proj_dir", "overwrite")      # where the run lives, how it shows itself
 
 

@@ -175,7 +175,7 @@ def describe(f: dataclasses.Field, default: Any = MISSING) -> str:
     elif default is not MISSING:
         notes.append(f"default: {format_value(default)}")
     if f.metadata.get("choices"):
-        notes.append("one of: " + ", ".join(f.metadata["choices"]))
+        notes.append("one of: " + ", ".join(map(str, f.metadata["choices"])))
     text = f.metadata.get("help", "")
     return f"{text} ({'; '.join(notes)})" if notes else text
 
@@ -184,7 +184,7 @@ def metavar(f: dataclasses.Field, tp: Any) -> str:
     if f.metadata.get("metavar"):
         return f.metadata["metavar"]
     if f.metadata.get("choices"):
-        listed = "|".join(f.metadata["choices"])
+        listed = "|".join(map(str, f.metadata["choices"]))
         return listed if len(listed) <= 30 else f.name.upper()      # long lists: in the help text only
     names = {bool: "0|1", int: "N", float: "X", str: "S"}
     rest = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]

@@ -14,6 +14,7 @@ from typing import Any
 from ...data.dataset import DATA_TYPES
 from ...peft.config import PeftConfig
 from ...peft.registry import PEFT_METHODS
+from ...quant.scheme import BLOCKSIZES, QUANT_TYPES, QuantScheme
 from ...wkv6 import BACKENDS as WKV_BACKENDS
 from ...utils.options import flag_name, option
 
@@ -95,6 +96,15 @@ class TrainConfig:
     grad_cp: bool = option(False, "gradient checkpointing: recompute each block in the backward (less memory)")
     wkv_backend: str = option("auto", "the WKV operator's implementation (src/wkv6, src/wkv7); auto: our "
                                       "CUDA kernel for bf16 on a GPU, chunked otherwise", choices=WKV_BACKENDS)
+    quant: str = option("none", "hold the frozen base's linear layers quantised through bitsandbytes (QLoRA): nf4 or "
+                                "fp4 (4 bits a value, an fp32 scale per --quant_blocksize values) or int8 (a scale "
+                                "per row); quantised while loading, tensor by tensor; every adapter method and state "
+                                "tuning train on it; adapters record it; none: the model dtype",
+                        choices=("none", *QUANT_TYPES))
+    quant_blocksize: int = option(64, "values per scale of nf4 / fp4 (a linear layer's inputs must be a multiple)",
+                                  choices=BLOCKSIZES)
+    quant_head: bool = option(False, "with --quant, hold the head quantised too (it stays in the model dtype by "
+                                     "default, as in QLoRA)")
     seed: int = option(42, "seeds the data order, the adapters' init and dropout")
     load_state: str = option("", "start the tuned initial states (--peft state, --train_state 1) from this state "
                                  "file (RWKV-LM's or RWKV-PEFT's blocks.{i}.att.time_state .pth, or a state.pth of "
@@ -127,6 +137,13 @@ class TrainConfig:
             return self.accelerator
         import torch
         return "gpu" if torch.cuda.is_available() else "cpu"
+
+    @property
+    def quant_scheme(self) -> QuantScheme | None:
+        """--quant as a QuantScheme (None: a full-precision base)."""
+        if self.quant == "none":
+            return None
+        return QuantScheme(self.quant, blocksize=self.quant_blocksize, head=self.quant_head)
 
     @property
     def total_steps(self) -> int:

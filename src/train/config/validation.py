@@ -30,6 +30,9 @@ def validate(cfg: TrainConfig) -> None:
             rule = "must not be negative" if minimum == 0 else "must be positive" if minimum == 1 \
                 else f"must be at least {minimum}"
             raise ValueError(f"--{f.name} {rule}, got {value}")
+    if cfg.quant != "none" and cfg.peft is None:
+        raise ValueError(f"--quant {cfg.quant} holds the base frozen and quantised: full fine-tuning (--peft none) "
+                         f"cannot train it; choose an adapter (--peft bone, lora, ...) or state tuning (--peft state)")
     if not (cfg.lr_init > 0 and cfg.lr_final > 0):
         raise ValueError(f"--lr_init and --lr_final must be positive, got {cfg.lr_init} and {cfg.lr_final}")
     if cfg.lr_final > cfg.lr_init and cfg.lr_schedule != "constant":

@@ -132,7 +132,7 @@ def test_help_documents_every_flag():
     for flag, name in TRAIN_FLAGS.items():
         assert "(default: " in helps[flag], helps[flag]
         if fields[name].metadata["choices"]:
-            assert "one of: " + ", ".join(fields[name].metadata["choices"]) in helps[flag]
+            assert "one of: " + ", ".join(map(str, fields[name].metadata["choices"])) in helps[flag]
     for flag in PEFT_FLAGS:
         assert "(default: " in helps[flag], helps[flag]
     assert helps["lr_final"] == "learning rate at the last step (default: lr_init / 10)"
