@@ -8,7 +8,8 @@
 #              the WKV6 and WKV7 kernel tests -> gpu-tests.log; the WKV6 and WKV7 operator benchmarks
 #              (beside fla's chunked kernels when fla is there) -> benchmarks.md; the paper's Table 6 rows
 #              on 3B (LoRA, Bone, Bat and the materialising Bat, ctx 512, micro batch 1, with and without
-#              gradient checkpointing, few steps) -> benchmarks.md and bench/
+#              gradient checkpointing, few steps) -> benchmarks.md and bench/; Bone and LoRA on an nf4
+#              base (--quant nf4, bitsandbytes from the wheels) -> the same table
 #     kernel   GPU kernel tests (-m gpu) -> gpu-tests.log; the WKV6, WKV7, one-adapted-layer and
 #              trainer-vs-plain-loop benchmarks -> benchmarks.md
 #     table0   the LoRA / Bone / Bat table on 3B without gradient checkpointing (ctx 512, micro batch 1)
@@ -128,6 +129,7 @@ if [ "$stage" = quick ]; then
     step "WKV6 operator benchmark" 60 operator_bench wkv6
     step "WKV7 operator benchmark" 60 operator_bench wkv7
     step "Table 6 rows on 3B" 240 table --methods lora,bone,bat_out,bat_materialized --grad_cp 0,1 --steps 8 --warmup 3
+    step "quantised-base rows on 3B" 90 table --methods bone_nf4,lora_nf4 --grad_cp 0 --steps 8 --warmup 3
 fi
 if [ "$stage" = kernel ] || [ "$stage" = all ]; then
     step "kernel tests" 600 kernel_tests

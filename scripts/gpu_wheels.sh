@@ -2,23 +2,24 @@
 # Wheels for a GPU machine that has Python 3.12 with torch (CUDA), lightning, ninja and pytest but no
 # network: DeepSpeed (built here, pure Python; its ops compile on the GPU machine when first used) and
 # the packages it needs beyond those, fla-core (fla's chunked RWKV kernels, for the operator
-# benchmark), and with --bnb bitsandbytes. x86-64 manylinux wheels for CPython 3.12, one version each,
-# into .whl/ (git-ignored). `bash scripts/gpu_checks.sh` installs them into a temporary folder at its
-# start when .whl/ holds any.
+# benchmark) and bitsandbytes (the quantised-base row; about 40 MB, left out with --no_bnb). x86-64
+# manylinux wheels for CPython 3.12, one version each, into .whl/ (git-ignored). `bash
+# scripts/gpu_checks.sh` installs them into a temporary folder at its start when .whl/ holds any.
 #
-#   bash scripts/gpu_wheels.sh [--bnb] [--out DIR]
+#   bash scripts/gpu_wheels.sh [--no_bnb] [--out DIR]
 #
 # The versions are this repository's environment's (.venv/), so the GPU machine runs what the tests ran.
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 cd "$REPO_ROOT"
 out=.whl
-bnb=0
+bnb=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --bnb) bnb=1; shift ;;
+        --no_bnb) bnb=0; shift ;;
         --out) out="${2:?--out needs a folder}"; shift 2 ;;
         -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "gpu_wheels.sh: unknown argument $1 (usage: bash scripts/gpu_wheels.sh [--bnb] [--out DIR])" >&2; exit 2 ;;
+        *) echo "gpu_wheels.sh: unknown argument $1 (usage: bash scripts/gpu_wheels.sh [--no_bnb] [--out DIR])" >&2; exit 2 ;;
     esac
 done
 version() { python -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1"; }

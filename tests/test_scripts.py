@@ -149,7 +149,7 @@ def test_gpu_checks_quick_rehearsed_on_the_cpu_with_the_gpu_machines_wheels(tmp_
     done = script("gpu_wheels.sh", "--out", wheels, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     names = {p.name.split("-")[0].lower() for p in wheels.glob("*.whl")}
-    assert {"deepspeed", "pydantic", "pydantic_core", "hjson", "msgpack", "fla_core"} <= names, names
+    assert {"deepspeed", "pydantic", "pydantic_core", "hjson", "msgpack", "fla_core", "bitsandbytes"} <= names, names
     docs = tmp_path / "docs"
     done = script("gpu_checks.sh", "--rehearse", "--docs", docs, "--work_dir", tmp_path / "work", "--wheels", wheels,
                   "quick", cwd=tmp_path)
@@ -160,6 +160,9 @@ def test_gpu_checks_quick_rehearsed_on_the_cpu_with_the_gpu_machines_wheels(tmp_
     for section in ("wkv6:cpu", "wkv7:cpu", "table:cpu"):
         assert f"<!-- {section} -->" in text and f"<!-- /{section} -->" in text, section
     rows = list(csv.DictReader(open(docs / "bench" / "rwkv6-tiny-table.csv")))
-    assert len(rows) == 8                            # LoRA, Bone, Bat (out) and the materialising Bat, grad_cp 0 and 1
+    # LoRA, Bone, Bat (out) and the materialising Bat, grad_cp 0 and 1; Bone and LoRA on an nf4 base
+    assert sorted((r["method"], r["grad_cp"]) for r in rows) == sorted(
+        [(m, g) for m in ("lora", "bone", "bat_out", "bat_materialized") for g in ("0", "1")]
+        + [("bone_nf4", "0"), ("lora_nf4", "0")])
     assert "quick done in" in done.stderr
     assert (REPO / "docs" / "benchmarks.md").read_text() == before

@@ -21,6 +21,8 @@ TABLE_ROWS = {
     "bat_out": {"peft": "bat", "peft_r": 64, "bat_index": "out"},
     "bat_in": {"peft": "bat", "peft_r": 64, "bat_index": "in"},
     "bat_materialized": {"peft": "bat", "peft_r": 64, "bat_index": "out", "bat_materialize": 1},
+    "bone_nf4": {"peft": "bone", "peft_r": 64, "quant": "nf4"},          # the base held quantised (--quant)
+    "lora_nf4": {"peft": "lora", "peft_r": 32, "lora_alpha": 32, "quant": "nf4"},
 }
 DEFAULT_R = 64
 TABLE_COLUMNS = ["device", "method", "r", "grad_cp", "micro_bsz", "ctx_len", "trainable_params", "peak_mem_mb",

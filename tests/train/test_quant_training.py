@@ -146,3 +146,28 @@ def test_eval_and_generate_run_the_adapter_on_the_quantised_base(bases, sample_d
                           "--device", "cpu"]) == 0
         results[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["loss"]
     assert abs(results["quantised"] - results["merged"]) < 1e-4, results
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_infctx_chunks_on_a_quantised_base_equal_the_whole_sample(bases, family):
+    """Bone + tuned states on an nf4 base: chunks of 8 tokens carry the states with their gradients, every
+    gradient equal to the whole sample's (as on a full-precision base)."""
+    from tests.helpers import rel_err
+    from tests.train.test_rwkv7_training import bone_and_state, whole_and_chunked_gradients
+    model = bone_and_state(load_model(bases[family], quant=QuantScheme("nf4")))
+    grads = whole_and_chunked_gradients(model, B=2, T=24, chunk=8, masked=True)
+    assert grads[0]["blocks.0.att.time_state"].abs().max() > 0
+    for name, grad in grads[0].items():
+        assert rel_err(grads[1][name], grad) < 1e-5, name
+
+
+@pytest.mark.slow
+def test_zero3_bf16_infctx_and_head_chunks_on_a_quantised_base(bases, sample_data, tmp_path):
+    """The quantised buffers under DeepSpeed ZeRO-3 in bf16 (cast, never converted), with --chunk_ctx and
+    --head_chunk: the run trains, and its adapter records a bf16 quantisation."""
+    proj = tmp_path / "run"
+    run(config_from_values({}, quant_run(bases["x070"], sample_data, proj, "bat", "nf4", strategy="deepspeed_stage_3",
+                                         precision="bf16", chunk_ctx=16, head_chunk=32, epoch_steps=6)))
+    curve = losses(proj)
+    assert len(curve) == 6 and all(c == c for c in curve)
+    assert read_adapter(proj / "checkpoint-000006").quant["dtype"] == "bf16"
