@@ -9,7 +9,8 @@
 #              (beside fla's chunked kernels when fla is there) -> benchmarks.md; the paper's Table 6 rows
 #              on 3B (LoRA, Bone, Bat and the materialising Bat, ctx 512, micro batch 1, with and without
 #              gradient checkpointing, few steps) -> benchmarks.md and bench/; Bone and LoRA on an nf4
-#              base (--quant nf4, bitsandbytes from the wheels) -> the same table
+#              base (--quant nf4, bitsandbytes from the wheels) -> the same table; the memory planner
+#              beside those measured peaks and the paper's -> benchmarks.md
 #     kernel   GPU kernel tests (-m gpu) -> gpu-tests.log; the WKV6, WKV7, one-adapted-layer and
 #              trainer-vs-plain-loop benchmarks -> benchmarks.md
 #     table0   the LoRA / Bone / Bat table on 3B without gradient checkpointing (ctx 512, micro batch 1)
@@ -122,14 +123,22 @@ table() {
         --markdown "$docs/benchmarks.md" "${model[@]}" "$@" "${size[@]}" 2>&1 | tee -a "$docs/bench-table-$device.log"
     return "${PIPESTATUS[0]}"
 }
+plan_check() {     # the memory planner beside the peaks the table measured
+    local model=3b
+    [ "$device" = cpu ] && model=tiny
+    "$python" -m src.plan.against_table --table "$docs/bench/rwkv6-$model-table.csv" --model "$model" \
+        --device "$device" --write "$docs/benchmarks.md" 2>&1 | tee "$docs/plan-check-$device.log"
+    return "${PIPESTATUS[0]}"
+}
 export python device docs work_dir
-export -f kernel_tests operator_bench table
-if [ "$stage" = quick ]; then
-    step "kernel tests" 150 kernel_tests
-    step "WKV6 operator benchmark" 60 operator_bench wkv6
-    step "WKV7 operator benchmark" 60 operator_bench wkv7
-    step "Table 6 rows on 3B" 240 table --methods lora,bone,bat_out,bat_materialized --grad_cp 0,1 --steps 8 --warmup 3
-    step "quantised-base rows on 3B" 90 table --methods bone_nf4,lora_nf4 --grad_cp 0 --steps 8 --warmup 3
+export -f kernel_tests operator_bench table plan_check
+if [ "$stage" = quick ]; then          # the limits add up to 8 minutes
+    step "kernel tests" 130 kernel_tests
+    step "WKV6 operator benchmark" 45 operator_bench wkv6
+    step "WKV7 operator benchmark" 45 operator_bench wkv7
+    step "Table 6 rows on 3B" 180 table --methods lora,bone,bat_out,bat_materialized --grad_cp 0,1 --steps 8 --warmup 3
+    step "quantised-base rows on 3B" 50 table --methods bone_nf4,lora_nf4 --grad_cp 0 --steps 8 --warmup 3
+    step "planner against measured peaks" 30 plan_check
 fi
 if [ "$stage" = kernel ] || [ "$stage" = all ]; then
     step "kernel tests" 600 kernel_tests

@@ -157,7 +157,7 @@ def test_gpu_checks_quick_rehearsed_on_the_cpu_with_the_gpu_machines_wheels(tmp_
     assert f"the {len(names)} wheels in {wheels} would install on CPython 3.12" in done.stderr
     assert "passed" in (docs / "gpu-tests.log").read_text()
     text = (docs / "benchmarks.md").read_text()
-    for section in ("wkv6:cpu", "wkv7:cpu", "table:cpu"):
+    for section in ("wkv6:cpu", "wkv7:cpu", "table:cpu", "plan-vs-measured:cpu"):
         assert f"<!-- {section} -->" in text and f"<!-- /{section} -->" in text, section
     rows = list(csv.DictReader(open(docs / "bench" / "rwkv6-tiny-table.csv")))
     # LoRA, Bone, Bat (out) and the materialising Bat, grad_cp 0 and 1; Bone and LoRA on an nf4 base

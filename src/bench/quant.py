@@ -98,15 +98,17 @@ def make_checkpoint(config, path: Path) -> None:
 
 
 def step_seconds(model, ctx_len: int, repeats: int = 3) -> tuple[float, float]:
+    """Median seconds of forward + backward after one untimed step (first-call costs), and the loss."""
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, model.config.vocab_size, (1, ctx_len + 1), generator=g)
     times, loss = [], None
-    for _ in range(repeats):
+    for i in range(repeats + 1):
         model.zero_grad(set_to_none=True)
         start = time.perf_counter()
         loss = sample_loss(model, x[:, :-1], x[:, 1:], torch.ones(1, ctx_len), True)
         loss.backward()
-        times.append(time.perf_counter() - start)
+        if i:
+            times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2], loss.item()
 
 

@@ -142,6 +142,10 @@ def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback
         proj_dir.mkdir(parents=True, exist_ok=True)
     if is_rank_zero and cfg.derived:
         print(f"derived: {describe_derived(cfg)}", flush=True)
+    if is_rank_zero:
+        from ..plan.from_train import announce    # here: src.plan reads TrainConfig's choices from this package
+        for line in announce(cfg, checked.model_config):    # before any weight is loaded
+            print(line, flush=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.precision == "tf32":
         torch.set_float32_matmul_precision("high")
