@@ -5,17 +5,21 @@ import argparse
 import pytest
 
 import src.bench.adapters
+import src.bench.export
 import src.bench.head
 import src.bench.infctx
+import src.bench.quant
 import src.bench.table
 import src.bench.trainer
 import src.bench.wkv
 import src.data.make_data
 import src.demo
+import src.export.cli
 import src.infer.evaluate
 import src.infer.generate
 import src.model.init
 import src.peft.merge
+import src.plan.against_table
 import src.train.trainer
 
 
@@ -27,10 +31,12 @@ class Captured(Exception):
 @pytest.mark.parametrize("main", [src.train.trainer.main, src.peft.merge.main, src.model.init.main,
                                   src.data.make_data.main, src.demo.main, src.bench.wkv.main, src.bench.table.main,
                                   src.bench.adapters.main, src.bench.trainer.main, src.bench.infctx.main,
-                                  src.bench.head.main,
+                                  src.bench.head.main, src.bench.quant.main, src.bench.export.main, src.export.cli.main,
+                                  src.plan.against_table.main,
                                   src.infer.generate.main, src.infer.evaluate.main],
                          ids=["train.py", "merge.py", "init_model", "make_data", "demo", "bench_wkv", "bench_table",
-                              "bench_adapters", "bench_trainer", "bench_infctx", "bench_head", "generate.py",
+                              "bench_adapters", "bench_trainer", "bench_infctx", "bench_head", "bench_quant", "bench_export", "export.py",
+                              "plan_against_table", "generate.py",
                               "eval.py"])
 def test_every_flag_has_help_and_a_default(main, monkeypatch):
     def capture(self, *args, **kwargs):

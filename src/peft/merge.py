@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -110,20 +111,13 @@ def check_base(sd: dict, base_path: Path, adapter: Adapter) -> None:
                          + "; ".join(diffs))
 
 
-def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | Path,
-                    dtype: torch.dtype | None = None, device: str = "cpu", overwrite: bool = False,
-                    merge_base: str = "full") -> MergeReport:
-    """Write base + adapter as a plain checkpoint of the base's family (RWKV-LM key set). `merge_base`
-    "dequantized" (an adapter trained on a quantised base): into the weights as quantised in training."""
-    start = time.time()
+def check_mergeable(sd: dict, base_path: Path, adapter: Adapter, merge_base: str = "full") -> None:
+    """Everything merging `adapter` into the base's state dict `sd` needs, checked before any work."""
     if merge_base not in MERGE_BASES:
         raise ValueError(f"--merge_base {merge_base!r} is not one of {', '.join(MERGE_BASES)}")
     if merge_base == "dequantized" and adapter.quant_scheme is None:
         raise ValueError(f"--merge_base dequantized: adapter {adapter.source} was trained on a full-precision base "
                          f"(it records no --quant); merge it into the base as it is (--merge_base full)")
-    base_path, output_path = Path(base_path), Path(output_path)
-    check_output_path(base_path, output_path, overwrite, adapter)
-    sd = read_checkpoint(base_path)
     check_base(sd, base_path, adapter)
     layers, extras = adapter.layer_tensors(), adapter.extra_tensors()
     if adapter.config.method == STATE_METHOD:
@@ -140,30 +134,50 @@ def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | 
         if tuple(value.shape) != tuple(sd[key].shape):
             raise ValueError(f"adapter {adapter.source}: train_parts tensor {key} has shape {tuple(value.shape)}, "
                              f"{base_path} has {tuple(sd[key].shape)}")
+
+
+def merged_tensors(sd: dict, adapter: Adapter, dtype: torch.dtype | None = None, device: str = "cpu",
+                   merge_base: str = "full") -> Iterator[tuple[str, torch.Tensor]]:
+    """(key, tensor) of base + adapter, one at a time in the base's order, computed when asked for (W + ΔW
+    in fp32, then `dtype`, None: each base tensor's own), on the CPU. check_mergeable first."""
+    layers, extras = adapter.layer_tensors(), adapter.extra_tensors()
     dequantized = merge_base == "dequantized"
     quantized = quantized_layer_names(sd, adapter.quant_scheme) if dequantized else set()
-    out = {}
     for key, value in sd.items():
         target = dtype or value.dtype
         module = key[: -len(".weight")] if key.endswith(".weight") else None
         if module in layers:
-            out[key] = merged_weight(value, layers[module], adapter, module, device,
-                                     dequantized=module in quantized).to(device="cpu", dtype=target)
-            if not torch.isfinite(out[key]).all():
+            out = merged_weight(value, layers[module], adapter, module, device,
+                                dequantized=module in quantized).to(device="cpu", dtype=target)
+            if not torch.isfinite(out).all():
                 raise ValueError(f"adapter {adapter.source}: merging layer {module} gives values that are not finite "
                                  f"(the adapter holds NaN or infinity); nothing was written")
         elif module in quantized:                        # not adapted: Ŵ, as the trained function had it
-            out[key] = quantized_as_trained(value, adapter, module, device).dequantize(torch.float32).to(
+            out = quantized_as_trained(value, adapter, module, device).dequantize(torch.float32).to(
                 device="cpu", dtype=target)
         elif key in extras:
-            out[key] = extras[key].to(target)
-            if not torch.isfinite(out[key]).all():
+            out = extras[key].to(target)
+            if not torch.isfinite(out).all():
                 raise ValueError(f"adapter {adapter.source}: train_parts tensor {key} holds values that are not "
                                  f"finite; nothing was written")
         else:
-            out[key] = value.to(target)                 # no copy when the dtype is already right
+            out = value.to(target)                      # no copy when the dtype is already right
+        yield key, out
+
+
+def merge_into_base(base_path: str | Path, adapter: Adapter, output_path: str | Path,
+                    dtype: torch.dtype | None = None, device: str = "cpu", overwrite: bool = False,
+                    merge_base: str = "full") -> MergeReport:
+    """Write base + adapter as a plain checkpoint of the base's family (RWKV-LM key set). `merge_base`
+    "dequantized" (an adapter trained on a quantised base): into the weights as quantised in training."""
+    start = time.time()
+    base_path, output_path = Path(base_path), Path(output_path)
+    check_output_path(base_path, output_path, overwrite, adapter)
+    sd = read_checkpoint(base_path)
+    check_mergeable(sd, base_path, adapter, merge_base)
+    out = dict(merged_tensors(sd, adapter, dtype, device, merge_base))
     save_checkpoint(out, output_path, dtype=None)
-    return MergeReport(output_path, len(layers), len(extras), time.time() - start)
+    return MergeReport(output_path, len(adapter.layer_tensors()), len(adapter.extra_tensors()), time.time() - start)
 
 
 @torch.no_grad()
