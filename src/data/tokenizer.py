@@ -13,12 +13,17 @@ VOCAB_FILE = "rwkv_vocab_v20230424.txt"
 VOCAB_SIZE = 65536
 
 
+def world_vocab_path() -> Path:
+    """The World vocabulary file the `rwkv` package ships (one token a line: id, Python literal, byte length)."""
+    import rwkv   # the package root only; rwkv.model would read its environment variables
+    return Path(rwkv.__file__).resolve().parent / VOCAB_FILE
+
+
 class WorldTokenizer:
     def __init__(self) -> None:
-        import rwkv   # the package root only; rwkv.model would read its environment variables
         from rwkv.rwkv_tokenizer import TRIE_TOKENIZER
 
-        self.vocab_path = Path(rwkv.__file__).resolve().parent / VOCAB_FILE
+        self.vocab_path = world_vocab_path()
         self._tok = TRIE_TOKENIZER(str(self.vocab_path))
 
     @property

@@ -4,6 +4,7 @@ file format, tensor by tensor from the memory-mapped .pth.
     python export.py --model merged.pth --format st --out model.st                 # ai00 / web-rwkv
     python export.py --model rwkv7-1.5b.pth --adapter out/bone --format st --out bone.st
     python export.py --state out/state/checkpoint-000100/state.pth --format st --out state.st
+    python export.py --model merged7.pth --format hf --out rwkv7-merged-hf/                # fla-hub layout
 
 The output is written atomically, never over an input, and over an existing file only with --overwrite.
 """
@@ -20,11 +21,26 @@ from ..peft.merge import MERGE_BASES
 from ..peft.rwkv_peft import RWKV_PEFT_METHODS
 from ..utils.cli import run_command
 from ..utils.files import check_output
-from . import st
+from . import hf, st
 from .source import ExportSource
 
-# --format: the module writing it, the dtypes it holds (the first is the default), and what reads it
-FORMATS = {"st": (st, ("f16",), "ai00 / web-rwkv (safetensors, fp16, ai00's key names and layouts)")}
+# --format: the module writing it, the dtypes it holds (the first is the default), what reads it, and
+# whether --out is a directory
+FORMATS = {"st": (st, ("f16",), "ai00 / web-rwkv (safetensors, fp16, ai00's key names and layouts)", False),
+           "hf": (hf, tuple(hf.DTYPES), "Hugging Face transformers with fla or rwkv7-hf, llama.cpp's HF converter "
+                                        "(a directory in fla-hub's RWKV-7 layout)", True)}
+
+
+def check_output_directory(out: Path, inputs, overwrite: bool) -> None:
+    """--out of a directory format: not a file, not holding an input, an existing one only with --overwrite."""
+    for source in inputs:
+        resolved, target = Path(source).resolve(), out.resolve()
+        if resolved == target or target in resolved.parents:
+            raise ValueError(f"--out {out} holds one of this command's inputs ({source}); choose another --out")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; --format hf writes a directory")
+    if out.exists() and not overwrite:
+        raise ValueError(f"{out} already exists; pass --overwrite to replace it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "model: the state file the runtime loads beside it (default: none)")
     p.add_argument("--format", required=True, choices=list(FORMATS),
                    help="the file format: " + "; ".join(f"{k}: {v[2]}" for k, v in FORMATS.items()) + " (required)")
-    p.add_argument("--out", required=True, metavar="PATH", help="the file to write (required)")
+    p.add_argument("--out", required=True, metavar="PATH", help="the file (st) or directory (hf) to write (required)")
     p.add_argument("--dtype", metavar="TYPE",
                    help="the dtype of the written tensors: " + "; ".join(f"{k}: {', '.join(v[1])}"
                                                                         for k, v in FORMATS.items())
@@ -59,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
-        writer, dtypes, reader = FORMATS[args.format]
+        writer, dtypes, reader, out_is_dir = FORMATS[args.format]
         dtype = args.dtype or dtypes[0]
         if dtype not in dtypes:
             raise ValueError(f"--dtype {dtype}: --format {args.format} holds {', '.join(dtypes)} only ({reader})")
@@ -70,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "export the model (--model) and the state (--state) in two runs")
             if not Path(args.state).is_file():
                 raise FileNotFoundError(f"--state {args.state} does not exist")
+            if not hasattr(writer, "export_state"):
+                raise ValueError(f"--state: --format {args.format} has no state files; ai00's .st does (--format st)")
             check_output(out, "--out", inputs=(Path(args.state),), overwrite=args.overwrite)
             layers = read_state_file(args.state)
             count = writer.export_state(layers, out)
@@ -79,11 +97,14 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("--model PATH is required (or --state FILE to export a state alone)")
             source = ExportSource.open(args.model, args.adapter, args.method, args.lora_alpha, args.pissa_init,
                                        args.merge_base)
-            check_output(out, "--out", inputs=source.inputs, overwrite=args.overwrite)
-            count = writer.export_model(source, out)
+            if out_is_dir:
+                check_output_directory(out, source.inputs, args.overwrite)
+            else:
+                check_output(out, "--out", inputs=source.inputs, overwrite=args.overwrite)
+            count = writer.export_model(source, out, dtype)
             merged = f" + {source.adapter.source} merged" if source.adapter is not None else ""
             what = f"{source.family.title} {args.model}{merged}"
-        size = out.stat().st_size / 2**20
+        size = sum(f.stat().st_size for f in out.iterdir()) / 2**20 if out.is_dir() else out.stat().st_size / 2**20
         print(f"exported {what} as {args.format} ({count} tensors, {dtype}) to {out} ({size:,.1f} MiB) in "
               f"{time.time() - start:.1f}s", file=sys.stderr)
         return 0

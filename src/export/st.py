@@ -49,7 +49,7 @@ def st_tensor(name: str, tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(DTYPE).contiguous()
 
 
-def export_model(source, out) -> int:
+def export_model(source, out, dtype: str = "f16") -> int:
     """Write `source` (an ExportSource) as ai00's .st at `out`; returns the number of tensors."""
     from .safetensors_file import write_safetensors
     names = [(key, st_name(key)) for key, _ in source.layout()]

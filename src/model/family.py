@@ -39,6 +39,8 @@ class Family:
                      own WKV state is [key, value] (so it is transposed on the way in and out)
     operator:        its WKV operator (the benchmarks time it)
     bare_presets:    its presets are also found by the bare size ("3b"), as RWKV-6's always were
+    hf_layout:       its Hugging Face layout, if it has one: a module with hf_name(key), hf_tensor(key, t),
+                     hf_shape(key, shape) and hf_config(config, dtype) (export.py --format hf)
     """
 
     name: str
@@ -52,6 +54,7 @@ class Family:
     state_file_transposed: bool
     operator: Callable
     bare_presets: bool = False
+    hf_layout: object = None
 
     def __post_init__(self) -> None:
         if getattr(self.config_class, "family", None) != self.name:

@@ -1,8 +1,9 @@
-"""RWKV-7 ("x070", Goose): its config (config.py), network (network.py) and initialisation (init.py),
-and FAMILY, its record in the model-family registry (family.py; registered in families.py)."""
+"""RWKV-7 ("x070", Goose): its config (config.py), network (network.py), initialisation (init.py), its
+Hugging Face layout (hf.py), and FAMILY, its record in the model-family registry (family.py; registered in families.py)."""
 
 from ...wkv7 import wkv7
 from ..family import Family
+from . import hf
 from .config import RWKV7Config
 from .init import init_tensor
 from .network import RWKV7
@@ -15,6 +16,7 @@ FAMILY = Family(
     default_targets=("att.receptance", "att.key", "att.value", "att.output", "ffn.key", "ffn.value"),
     state_file_transposed=False,           # its WKV state is [value, key], as state files hold it
     operator=wkv7,
+    hf_layout=hf,                          # fla-hub's RWKV7ForCausalLM
 )
 
 __all__ = ["FAMILY", "RWKV7", "RWKV7Config", "init_tensor"]
