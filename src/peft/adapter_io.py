@@ -37,6 +37,7 @@ from ..model.family import family_of, get_family
 from ..quant import QuantScheme, quant_record
 from .apply import adapter_layers, adapter_state_dict, apply_peft
 from .config import PeftConfig
+from .hf_peft import is_hf_peft_directory, read_hf_peft_adapter
 from .rwkv_peft import read_rwkv_peft_adapter
 from .state import STATE_FILE, state_file_from
 
@@ -201,7 +202,7 @@ def read_any_adapter(path: str | Path, method: str | None = None, lora_alpha: fl
     how the calling command takes the method of an RWKV-PEFT file (named when it is missing)."""
     found = find_adapter(path)
     if found.is_dir():
-        adapter = read_adapter(found)
+        adapter = read_hf_peft_adapter(found) if is_hf_peft_directory(found) else read_adapter(found)
         if method is not None and adapter.config.method != method:
             raise ValueError(f"adapter {found} is a {adapter.config.method} adapter, not {method}")
         return adapter
