@@ -1,6 +1,7 @@
 """`python export.py`: a fine-tuned RWKV model (or base + adapter, merged on the fly) into another runtime's
 file format, tensor by tensor from the memory-mapped .pth.
 
+    python export.py --model merged.pth --format gguf --dtype q8_0 --out model.gguf  # llama.cpp
     python export.py --model merged.pth --format st --out model.st                 # ai00 / web-rwkv
     python export.py --model rwkv7-1.5b.pth --adapter out/bone --format st --out bone.st
     python export.py --state out/state/checkpoint-000100/state.pth --format st --out state.st
@@ -21,12 +22,14 @@ from ..peft.merge import MERGE_BASES
 from ..peft.rwkv_peft import RWKV_PEFT_METHODS
 from ..utils.cli import run_command
 from ..utils.files import check_output
-from . import hf, st
+from . import gguf, hf, st
 from .source import ExportSource
 
 # --format: the module writing it, the dtypes it holds (the first is the default), what reads it, and
 # whether --out is a directory
-FORMATS = {"st": (st, ("f16",), "ai00 / web-rwkv (safetensors, fp16, ai00's key names and layouts)", False),
+FORMATS = {"gguf": (gguf, gguf.DTYPES, "llama.cpp and what is built on it (Ollama, LM Studio, llama-cpp-python)",
+                    False),
+           "st": (st, ("f16",), "ai00 / web-rwkv (safetensors, fp16, ai00's key names and layouts)", False),
            "hf": (hf, tuple(hf.DTYPES), "Hugging Face transformers with fla or rwkv7-hf, llama.cpp's HF converter "
                                         "(a directory in fla-hub's RWKV-7 layout)", True)}
 

@@ -41,6 +41,8 @@ class Family:
     bare_presets:    its presets are also found by the bare size ("3b"), as RWKV-6's always were
     hf_layout:       its Hugging Face layout, if it has one: a module with hf_name(key), hf_tensor(key, t),
                      hf_shape(key, shape) and hf_config(config, dtype) (export.py --format hf)
+    gguf_layout:     its llama.cpp GGUF layout, if it has one: a module with ARCH, entries(config) and
+                     metadata(config) (export.py --format gguf)
     """
 
     name: str
@@ -55,6 +57,7 @@ class Family:
     operator: Callable
     bare_presets: bool = False
     hf_layout: object = None
+    gguf_layout: object = None
 
     def __post_init__(self) -> None:
         if getattr(self.config_class, "family", None) != self.name:

@@ -3,6 +3,7 @@ and FAMILY, its record in the model-family registry (family.py; registered in fa
 
 from ...wkv6 import wkv6
 from ..family import Family
+from . import gguf
 from .config import RWKV6Config
 from .init import init_tensor
 from .network import RWKV6, Block, ChannelMix, TimeMix
@@ -17,6 +18,7 @@ FAMILY = Family(
     state_file_transposed=True,            # our WKV state is [key, value]; state files hold [value, key]
     operator=wkv6,
     bare_presets=True,                     # '3b' means rwkv6-3b
+    gguf_layout=gguf,                      # llama.cpp's "rwkv6"
 )
 
 __all__ = ["FAMILY", "RWKV6", "RWKV6Config", "Block", "TimeMix", "ChannelMix", "init_tensor"]

@@ -3,7 +3,7 @@ Hugging Face layout (hf.py), and FAMILY, its record in the model-family registry
 
 from ...wkv7 import wkv7
 from ..family import Family
-from . import hf
+from . import gguf, hf
 from .config import RWKV7Config
 from .init import init_tensor
 from .network import RWKV7
@@ -17,6 +17,7 @@ FAMILY = Family(
     state_file_transposed=False,           # its WKV state is [value, key], as state files hold it
     operator=wkv7,
     hf_layout=hf,                          # fla-hub's RWKV7ForCausalLM
+    gguf_layout=gguf,                      # llama.cpp's "rwkv7"
 )
 
 __all__ = ["FAMILY", "RWKV7", "RWKV7Config", "init_tensor"]
