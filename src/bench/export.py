@@ -1,6 +1,6 @@
 """export.py's memory and time: exporting a large random checkpoint, tensor by tensor.
 
-    bash scripts/bench_export.sh                          # CPU: rwkv7-1.5b-shaped random bf16 file, --format st
+    bash scripts/bench_export.sh                          # CPU: rwkv7-1.5b-shaped random bf16 file, every format
     bash scripts/bench_export.sh --model 3b --work_dir /tmp/bench
 
 (= python -m src.bench.export --write docs/benchmarks.md ...) A random checkpoint of the preset's shapes
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,15 +34,18 @@ def child_export(path: str, fmt: str, out: str) -> dict:
     start = time.perf_counter()
     with PeakSampler() as sampler:
         code = export_main(["--model", path, "--format", fmt, "--out", out, "--overwrite"])
+    out = Path(out)
+    size = sum(f.stat().st_size for f in out.iterdir()) if out.is_dir() else out.stat().st_size
     return {"format": fmt, "code": code, "peak": sampler.peak - before, "seconds": time.perf_counter() - start,
-            "out_bytes": Path(out).stat().st_size}
+            "out_bytes": size}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bash scripts/bench_export.sh", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="rwkv7-1.5b", metavar="PRESET",
                    help="the shapes of the exported checkpoint (default: rwkv7-1.5b)")
-    p.add_argument("--formats", default="st", metavar="LIST", help="comma list of export formats (default: st)")
+    p.add_argument("--formats", default="gguf,hf,st", metavar="LIST",
+                   help="comma list of export formats (default: gguf,hf,st)")
     p.add_argument("--work_dir", default=None, metavar="DIR",
                    help="where the random checkpoint and the exports go (default: a temporary directory)")
     p.add_argument("--child", nargs=3, metavar=("PATH", "FORMAT", "OUT"), help=argparse.SUPPRESS)
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             if done.returncode != 0:
                 p.error(f"exporting as {fmt} failed: {done.stderr.strip().splitlines()[-1:]}")
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            out.unlink()
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
         file_mib = path.stat().st_size / MIB
     largest = max(s.numel() for s in parameter_shapes(config).values()) * 2
     lines = [f"Device: {device_name('cpu')}. Versions: {versions()}. Date: {datetime.date.today().isoformat()}.",

@@ -13,7 +13,7 @@ def test_export_peaks_near_one_tensor(tmp_path, capsys):
     its largest tensor (128 MiB) plus a margin, far below the model."""
     config = resolve_config("rwkv7-0.4b")
     make_checkpoint(config, tmp_path / "rwkv7-0.4b-random-bf16.pth")
-    assert main(["--model", "rwkv7-0.4b", "--work_dir", str(tmp_path)]) == 0
+    assert main(["--model", "rwkv7-0.4b", "--formats", "st", "--work_dir", str(tmp_path)]) == 0
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| st |")][0]
     peak_mib = float(row.split("|")[2].replace("MiB", "").replace(",", ""))
     largest_mib = max(s.numel() for s in parameter_shapes(config).values()) * 2 / 2 ** 20
