@@ -180,6 +180,7 @@ def test_a_full_disk_is_named_not_a_traceback(tmp_path, monkeypatch):
     assert (tmp_path / "m.pth").read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["m.pth"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_training_stops_with_one_line(world, tmp_path, capsys, monkeypatch):
     import src.train.module as module_py
 

@@ -10,6 +10,8 @@ has them (--quant, --quant_blocksize, --quant_head), else the base is planned un
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .plan import Plan, Planner
 from .request import PlanRequest
 
@@ -29,7 +31,14 @@ def request_for_train_config(cfg, model_config) -> PlanRequest:
 
 def estimate_for_train_config(cfg, model_config, gpu_mem: float = 24.0) -> Plan:
     """The plan of a training run (no search: quick enough to print at the start of every run)."""
-    return Planner().estimate(request_for_train_config(cfg, model_config).replace(gpu_mem=gpu_mem))
+    return _estimate(request_for_train_config(cfg, model_config).replace(gpu_mem=gpu_mem))
+
+
+@lru_cache(maxsize=16)
+def _estimate(request: PlanRequest) -> Plan:
+    """Plans are pure functions of their request: a process that starts several runs (the tests, the
+    benchmarks) traces each model once."""
+    return Planner().estimate(request)
 
 
 def announce(cfg, model_config) -> list[str]:

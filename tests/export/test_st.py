@@ -60,6 +60,7 @@ def test_a_model_is_what_ai00s_rules_make_of_it(bases, family, tmp_path):
     assert transposed                                          # the rules did something on this family
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_base_and_adapter_export_as_their_merge(bases, family, tmp_path):
     model = randomize_adapters(apply_peft(load_model(bases[family]), PeftConfig("bone", 16), verbose=False))

@@ -42,6 +42,7 @@ def ours_greedy(model, prompt, n, state=None):
     return list(generate_tokens(model, prompt, Sampler(temperature=0), n, state, stop_token=None))
 
 
+@pytest.mark.slow
 def test_greedy_decoding_equals_the_rwkv_package(base):
     model, _ = load_for_inference(base, device="cpu")
     assert ours_greedy(model, PROMPT, 24) == pip_greedy(base, PROMPT, 24)

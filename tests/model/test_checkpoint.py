@@ -69,6 +69,7 @@ def test_missing_and_corrupt_files(tmp_path, tiny_fp32_checkpoint):
         load_rwkv6(rwkv7)
 
 
+@pytest.mark.slow
 def test_loading_is_memory_mapped(tmp_path):
     """A bf16 file loaded as bf16 stays in the page cache: resident memory grows by far less than its size."""
     config = RWKV6Config(n_layer=1, n_embd=1024, vocab_size=65536)      # ~300 MB of bf16

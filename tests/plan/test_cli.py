@@ -9,6 +9,7 @@ from src.plan.cli import main, parser
 from src.utils.paths import REPO_ROOT
 
 
+@pytest.mark.slow
 def test_json(capsys):
     assert main(["--model", "rwkv7-0.1b", "--ctx_len", "512", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

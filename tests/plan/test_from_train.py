@@ -8,6 +8,7 @@ from src.plan import estimate_for_train_config
 from src.train.config.train_config import TrainConfig
 
 
+@pytest.mark.slow
 def test_train_config_plan():
     cfg = TrainConfig(ctx_len=1024, micro_bsz=2, grad_cp=True, head_chunk=256, devices=2,
                       strategy="deepspeed_stage_2", peft=PeftConfig(method="lora", r=8))

@@ -1,9 +1,12 @@
 """src/plan/plan.py: components, their sum, fitting, the one-line summary."""
 
+import pytest
+
 from src.plan.plan import COMPONENTS, Planner
 from src.plan.request import PlanRequest
 
 
+@pytest.mark.slow
 def test_components_and_summary():
     planner = Planner()
     plan = planner.estimate(PlanRequest(model="rwkv7-0.1b", ctx_len=1024))

@@ -13,6 +13,7 @@ def doc_rows() -> list[str]:
     return [line for line in text[text.index(BEGIN):text.index(END)].splitlines() if line.startswith("| ") and "(" in line]
 
 
+@pytest.mark.slow
 def test_one_preset_matches_the_doc():
     rows = table_rows(["rwkv7-0.1b"], methods=("bone",))
     assert len(rows) == 1 and rows[0] in doc_rows()

@@ -148,6 +148,7 @@ def test_the_forward_keeps_only_the_states_between_chunks():
     assert whole > 20 * chunked
 
 
+@pytest.mark.slow
 def test_train_py_with_chunk_ctx_follows_the_whole_sample_run(tiny_fp32_checkpoint, sample_data, tmp_path):
     """Several optimizer steps through train.py (ZeRO-2, fp32, CPU): the same losses at every step (1e-5)
     and the same trained adapter and state, with and without --chunk_ctx. --adam_eps 1 makes each step

@@ -107,6 +107,7 @@ def test_a_malformed_metrics_file_stops_the_resume(finished, tmp_path, capsys, c
     assert "metrics.csv cannot be continued" in err and message in err
 
 
+@pytest.mark.slow
 def test_a_nan_stop_keeps_only_checkpoints_a_resume_can_use(tiny_fp32_checkpoint, sample_data, tmp_path, capsys):
     """lr 1e10: the weights after a step give a non-finite loss; they are never saved, and resuming (or, with
     no checkpoint, starting again) with a sane lr works."""
@@ -126,6 +127,7 @@ def test_a_nan_stop_keeps_only_checkpoints_a_resume_can_use(tiny_fp32_checkpoint
     assert len(rows(tmp_path / "run")) == 10
 
 
+@pytest.mark.slow
 def test_pissa_on_a_random_base_stops_with_the_reason(sample_data, tmp_path, capsys):
     values = flags("", sample_data, tmp_path / "run", model="tiny", load_model="", peft="pissa", peft_r=8,
                    epoch_steps=3, warmup_steps=0)
@@ -135,6 +137,7 @@ def test_pissa_on_a_random_base_stops_with_the_reason(sample_data, tmp_path, cap
     assert not list((tmp_path / "run").glob("checkpoint-*"))
 
 
+@pytest.mark.slow
 def test_a_stopped_runs_files_and_base_are_replaced_only_with_overwrite(sample_data, tmp_path, capsys):
     values = flags("", sample_data, tmp_path / "run", model="tiny", load_model="", epoch_steps=1, warmup_steps=0)
     assert main(as_argv(values)) == 0

@@ -70,6 +70,7 @@ def test_resuming_restores_the_states(tiny_fp32_checkpoint, sample_data, tmp_pat
     assert rel_err(b["blocks.1.att.time_state"], a["blocks.1.att.time_state"]) < 1e-5
 
 
+@pytest.mark.slow
 def test_load_state_starts_from_a_state_file(tiny_fp32_checkpoint, sample_data, tmp_path, capsys):
     first = tmp_path / "first"
     run(config_from_values({}, state_flags(tiny_fp32_checkpoint, sample_data, first, epoch_steps=4)))
@@ -89,6 +90,7 @@ def test_load_state_starts_from_a_state_file(tiny_fp32_checkpoint, sample_data, 
     assert "--load_state: state file" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_state_tuning_a_random_base_stops_with_the_reason(sample_data, tmp_path, capsys):
     """RWKV-LM's random init zeroes att.output, the states' only way to the loss: nothing to learn."""
     values = state_flags("", sample_data, tmp_path / "run", model="tiny", load_model="", epoch_steps=3)

@@ -155,6 +155,7 @@ def test_loss_falls(method, tiny_fp32_checkpoint, sample_data, tmp_path):
     assert (tmp_path / method / "loss.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_outputs_of_a_run(tiny_fp32_checkpoint, sample_data, tmp_path, monkeypatch, capsys):
     reads = []
     close = module_py.RWKVTrainingModule._close_window
@@ -211,6 +212,7 @@ def test_zero3_checkpoints_gather_partitioned_adapters(tiny_fp32_checkpoint, sam
     assert all(t.abs().max() > 0 for t in adapter.tensors.values())      # trained, not the zero init
 
 
+@pytest.mark.slow
 def test_random_init_is_saved_as_base_and_merges(sample_data, tmp_path):
     from src.peft.merge import main as merge_main
     proj = tmp_path / "run"

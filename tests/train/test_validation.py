@@ -24,6 +24,7 @@ def lora(base, data, proj, **changes):
                                       "epoch_steps": 5, "warmup_steps": 0, **changes})
 
 
+@pytest.mark.slow
 def test_validation_runs_every_n_steps_and_at_the_end(tiny_fp32_checkpoint, sample_data, tmp_path):
     proj = tmp_path / "val"
     run(config_from_values({}, lora(tiny_fp32_checkpoint, sample_data, proj, val_data=str(sample_data), val_every=2,
