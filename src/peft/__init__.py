@@ -11,6 +11,7 @@
     adapter.py     Adapter: an adapter read from disk
     adapter_io.py  our adapter directories (save, read, load, find the newest)
     rwkv_peft.py   RWKV-PEFT's .pth adapter files
+    disable.py     adapters_disabled(model): the base model inside an adapted one (a free reference)
     state.py       state tuning: each layer's trained initial state (time_state), state.pth
     merge.py       base .pth + adapter -> plain .pth (merge.py at the top level)
 """
@@ -22,6 +23,7 @@ from .apply import (adapter_layers, adapter_state_dict, apply_peft, count_parame
 from .bat import BatLinear
 from .bone import BoneLinear
 from .config import DEFAULT_TARGETS, PeftConfig
+from .disable import adapters_disabled, has_adapters
 from .disha import DishaLinear
 from .layer import AdapterLinear
 from .lora import LoraLinear, PissaLinear
@@ -32,4 +34,4 @@ __all__ = ["AdapterLinear", "BoneLinear", "BatLinear", "DishaLinear", "LoraLinea
            "METHODS", "DEFAULT_TARGETS", "ADAPTER_CLASSES", "adapter_class", "apply_peft", "make_adapter",
            "adapter_layers", "adapter_state_dict", "count_parameters", "trainable_report", "merge_and_unload",
            "Adapter", "save_adapter", "load_adapter", "read_adapter", "read_any_adapter", "read_rwkv_peft_adapter",
-           "find_adapter"]
+           "find_adapter", "adapters_disabled", "has_adapters"]

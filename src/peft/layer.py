@@ -65,6 +65,7 @@ class AdapterLinear(nn.Module):
         self.weight = base.weight
         self.weight.requires_grad_(False)
         self.merged = False
+        self.disabled = False                   # adapters_disabled(model): the layer computes the base alone
 
     # --- the contract -------------------------------------------------------------------
     @classmethod
@@ -115,10 +116,18 @@ class AdapterLinear(nn.Module):
 
     # --- shared -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., in) -> (..., out). Merged, W already holds W + ΔW."""
+        """(..., in) -> (..., out). Merged, W already holds W + ΔW; disabled (adapters_disabled), the
+        base model's layer alone."""
         if self.merged:
             return F.linear(x, self.weight)
+        if self.disabled:
+            return self.original_forward(x)
         return self.adapted_forward(x)
+
+    def original_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in) -> (..., out): the base model's layer, x W^T, whatever the adapter holds now. A method
+        whose held weight is not the base's (PiSSA holds a residual) overrides this."""
+        return self.base_forward(x)
 
     def _apply(self, fn, recurse: bool = True):
         """Casting the model to a half dtype (model.to(torch.bfloat16), DeepSpeed's bf16 mode)

@@ -218,6 +218,11 @@ class PissaLinear(LoraLinear):
         self.set_pissa_start(tensors["init_lora_A"], tensors["init_lora_B"])
         super().load_file_tensors(tensors)
 
+    def original_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The original base layer: x (W_res + scale B0 A0)^T, the residual held plus the start."""
+        a, b = self.init_lora_A.to(x.dtype), self.init_lora_B.to(x.dtype)
+        return self.base_forward(x) + self.scale * F.linear(F.linear(x, a), b)
+
     def delta_weight(self) -> torch.Tensor:
         """ΔW relative to the original base weight, scale (B A - B0 A0) (not relative to the residual held)."""
         return self.scale * (wide(self.lora_B) @ wide(self.lora_A) - wide(self.init_lora_B) @ wide(self.init_lora_A))
