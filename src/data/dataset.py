@@ -23,6 +23,12 @@ from .binidx import BinIdx
 DATA_TYPES = ("binidx", "pad", "sft")
 
 
+def document_order(seed: int, g: int, n: int) -> int:
+    """The document of sample g among n: the documents in a seeded random order, pass after pass."""
+    permutation = np.random.default_rng([seed, 1, g // n]).permutation(n)
+    return int(permutation[g % n])
+
+
 class TokenDataset(torch.utils.data.Dataset):
     """One rank's view of the run's samples, from micro-batch `first_batch` on, `num_batches`
     micro-batches long. Sample numbers go micro-batch by micro-batch, rank by rank:
@@ -73,9 +79,7 @@ class TokenDataset(torch.utils.data.Dataset):
         return self.sample(self.sample_number(j))
 
     def _document_order(self, g: int) -> int:
-        n = self.data.num_documents
-        permutation = np.random.default_rng([self.seed, 1, g // n]).permutation(n)
-        return int(permutation[g % n])
+        return document_order(self.seed, g, self.data.num_documents)
 
     def sample(self, g: int):
         req = self.ctx_len + 1

@@ -8,7 +8,10 @@ Stdout carries only the generated text, streamed as it comes (whole UTF-8 charac
 else goes to stderr. Generation stops after --max_tokens, at the end-of-document token 0, or
 where --stop's text appears (not printed). --chat runs RWKV's chat template (src/data/chat.py):
 each line typed is a user turn, the reply stops at the end of the assistant's turn ("\\n\\n"),
-and the state carries the whole conversation.
+and the state carries the whole conversation. A reply that opens with a G1 model's reasoning
+("<think>...</think>") is shown without it (a "[reasoning: N tokens]" note on stderr instead) unless
+--show_reasoning; the state still reads all of it. --think asks for reasoning as RWKV-LM's G1 templates
+do, by ending the context with "Assistant: <think".
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Iterator
 
 import torch
 
-from ..data.chat import END_OF_TURN, assistant_prompt
+from ..data.chat import END_OF_TURN, THINK, THINK_CLOSE, THINK_OPEN, assistant_prompt
 from ..model import RWKVState
 from ..peft.rwkv_peft import RWKV_PEFT_METHODS
 from ..utils.cli import run_command
@@ -105,6 +108,53 @@ class TextStream:
         return out
 
 
+class ReasoningFilter:
+    """A chat reply's text in, the text to show out: a reply that opens with a reasoning block
+    ("<think>...</think>", after any leading whitespace) is shown without it, and without the whitespace
+    between it and the answer. Text that might still open one is held back until it is clear. `prefix` is
+    reply text the prompt already holds: --think's " <think" opens the reasoning whatever the model writes
+    next. `opened` and `closed` say what was seen."""
+
+    def __init__(self, prefix: str = ""):
+        self.held = prefix               # text not yet shown nor dropped
+        self.lead = ""                   # the whitespace before "<think>", shown before the answer
+        self.opened = self.closed = self.answering = False
+        body = prefix.lstrip()
+        if body.startswith(THINK.strip()):                   # the prompt asked for reasoning ("Assistant: <think")
+            self.opened, self.lead, self.held = True, prefix[:len(prefix) - len(body)], body[len(THINK.strip()):]
+
+    def push(self, text: str) -> str:
+        """The part of the reply so far that may be shown now."""
+        if self.answering:
+            return text
+        self.held += text
+        if not self.opened:
+            body = self.held.lstrip()
+            if THINK_OPEN.startswith(body):                  # nothing yet, or the beginning of "<think>"
+                return ""
+            if not body.startswith(THINK_OPEN):              # an answer without reasoning: show it as it is
+                self.answering, shown, self.held = True, self.held, ""
+                return shown
+            self.opened, self.lead = True, self.held[:len(self.held) - len(body)]
+            self.held = body[len(THINK_OPEN):]
+        if not self.closed:
+            at = self.held.find(THINK_CLOSE)
+            if at < 0:                                       # keep only what may begin "</think>"
+                self.held = self.held[-(len(THINK_CLOSE) - 1):]
+                return ""
+            self.closed, self.held = True, self.held[at + len(THINK_CLOSE):]
+        answer = self.held.lstrip()
+        if not answer:
+            return ""
+        self.answering, self.held = True, ""
+        return self.lead + answer
+
+    def flush(self) -> str:
+        """What is left to show once the reply has ended: held text that never opened a reasoning."""
+        shown, self.held = ("" if self.opened else self.held), ""
+        return shown
+
+
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """--model, --adapter (and what an RWKV-PEFT file needs), --state, --device: shared with eval.py."""
     p.add_argument("--model", required=True, metavar="PATH",
@@ -177,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "state keeps the conversation (default: off)")
     p.add_argument("--system", metavar="TEXT", help="with --chat, a system message before the first turn "
                                                     "(default: none)")
+    p.add_argument("--think", action="store_true",
+                   help="with --chat, ask a G1 model to reason before each reply: the context ends with "
+                        "\"Assistant: <think\", RWKV-LM's think mode (default: off)")
+    p.add_argument("--show_reasoning", action="store_true",
+                   help="with --chat, print a reply's <think>...</think> reasoning too (default: hidden, a "
+                        "\"[reasoning: N tokens]\" note on stderr instead)")
     return p
 
 
@@ -203,6 +259,9 @@ def main(argv: list[str] | None = None, tokenizer=None) -> int:
             raise ValueError(f"--max_tokens must be positive, got {args.max_tokens}")
         if args.system is not None and not args.chat:
             raise ValueError("--system is for --chat")
+        for flag in ("think", "show_reasoning"):
+            if getattr(args, flag) and not args.chat:
+                raise ValueError(f"--{flag} is for --chat")
         for flag, values in (("--prompt", [args.prompt]), ("--system", [args.system]), ("--stop", args.stop)):
             for value in values:
                 check_text(value, flag)
@@ -223,16 +282,25 @@ def main(argv: list[str] | None = None, tokenizer=None) -> int:
 
 
 def reply(model, tokenizer, prompt: list[int], sampler: Sampler, max_tokens: int, state: RWKVState | None,
-          stops: tuple[str, ...], out=None) -> tuple[RWKVState, bool]:
+          stops: tuple[str, ...], out=None, hide_reasoning: bool = False, prefix: str = "") -> tuple[RWKVState, bool]:
     """Generate after `prompt`, streaming the text to `out` (stdout); returns (the state after it, whether
-    a stop text ended it)."""
+    a stop text ended it). `prefix`: the reply's text that `prompt` already ends with (printed first);
+    `hide_reasoning`: print the reply without its opening <think>...</think>, noting its length on stderr."""
     out = out or sys.stdout
     stream, done = TextStream(tokenizer, stops), []
-    start, count = time.time(), 0
+    hidden = ReasoningFilter(prefix) if hide_reasoning else None
+    if prefix and hidden is None:
+        out.write(prefix)
+    start, count, noted = time.time(), 0, False
     tokens = generate_tokens(model, prompt, sampler, max_tokens, state, done=done)
     for token in tokens:
         count += 1
         piece = stream.push(token)
+        if hidden is not None:
+            piece = hidden.push(piece)
+            if hidden.closed and not noted:
+                print(f" [reasoning: {count} tokens]", end="", file=sys.stderr, flush=True)
+                noted = True
         if piece:
             out.write(piece)
             out.flush()
@@ -240,6 +308,11 @@ def reply(model, tokenizer, prompt: list[int], sampler: Sampler, max_tokens: int
             break
     tokens.close()
     rest = stream.flush()
+    if hidden is not None:
+        rest = hidden.push(rest) + hidden.flush()
+        if hidden.opened and not noted:
+            print(f" [reasoning: {count} tokens{'' if hidden.closed else ', unfinished'}]", end="", file=sys.stderr,
+                  flush=True)
     out.write(rest)
     out.flush()
     seconds = time.time() - start
@@ -272,9 +345,10 @@ def chat(model, tokenizer, sampler: Sampler, args, state: RWKVState | None) -> i
         text = assistant_prompt(pending, system if first else None)
         if not ended_turn:
             text = END_OF_TURN + text                 # the last reply ended without its blank line
+        prefix = THINK if args.think else ""          # the reply then begins in the context: " <think"
         print("Assistant:", end="", file=sys.stderr, flush=True)
-        state, ended_turn = reply(model, tokenizer, tokenizer.encode(text), sampler, args.max_tokens, state,
-                                     (END_OF_TURN,))
+        state, ended_turn = reply(model, tokenizer, tokenizer.encode(text + prefix), sampler, args.max_tokens,
+                                  state, (END_OF_TURN,), hide_reasoning=not args.show_reasoning, prefix=prefix)
         sys.stdout.write("\n")
         sys.stdout.flush()
         first, pending = False, None

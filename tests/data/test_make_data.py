@@ -69,6 +69,15 @@ def test_blank_lines_are_skipped(tmp_path, tokenizer):
     ('{"messages": [{"role": "bot", "content": "hi"}]}\n', r"bad\.jsonl:1: messages\[0\]: role 'bot' is not one of"),
     ('{"messages": [{"role": "assistant", "content": "hi"}]}\n', r"messages\[0\]: an assistant reply must follow"),
     ('{"messages": []}\n', r"bad\.jsonl:1: messages must be a non-empty list"),
+    ('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "reasoning": 1}]}\n',
+     r"bad\.jsonl:1: messages\[1\]: 'reasoning' must be a string, got int"),
+    ('{"messages": [{"role": "user", "content": "q", "reasoning_content": "r"}, '
+     '{"role": "assistant", "content": "a"}]}\n',
+     r"bad\.jsonl:1: messages\[0\]: 'reasoning_content' is for assistant messages, not a user message"),
+    ('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>r</think>a", '
+     '"reasoning": "r"}]}\n', r"bad\.jsonl:1: messages\[1\]: the reasoning is given twice"),
+    ('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>r"}]}\n',
+     r"bad\.jsonl:1: messages\[1\]: the content opens <think> and never closes it with </think>"),
     ('{"body": "x"}\n', r"bad\.jsonl:1: expected .* got \['body'\]"),
     ('{"text": 5}\n', r"bad\.jsonl:1: 'text' must be a string, got int"),
     ('{"text": "a"}\n{"prompt": "q", "response": "a"}\n', r"bad\.jsonl:2: a sft record in a file of text records"),
@@ -146,3 +155,43 @@ def test_command_line(tmp_path, capsys, monkeypatch, tokenizer):
     err = capsys.readouterr().err
     assert err.startswith("make_data: error: bad.jsonl:1: not valid JSON") and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("out2*"))
+
+
+REASONING_CHAT = {"messages": [
+    {"role": "user", "content": "2+2?"},
+    {"role": "assistant", "content": "4", "reasoning": "Two and two."},
+    {"role": "user", "content": "3+3?"},
+    {"role": "assistant", "content": "<think>\nThree and three.\n</think>\n6"}]}
+
+
+@pytest.mark.parametrize("loss_on_reasoning", [1, 0])
+def test_reasoning_carries_loss_as_asked(tmp_path, tokenizer, loss_on_reasoning):
+    """make_data.sh --loss_on_reasoning 1|0, read by TokenDataset --data_type sft: every target token is counted
+    exactly when it belongs to a reply, its reasoning included only with 1; the token stream is the same."""
+    src = write_jsonl(tmp_path / "r.jsonl", [REASONING_CHAT])
+    argv = [str(src), str(tmp_path / "r"), "--loss_on_reasoning", str(loss_on_reasoning)]
+    assert main(argv, tokenizer=tokenizer) == 0
+    data = BinIdx(tmp_path / "r")
+    items = [item.tolist() for item in data.document_items(0)]
+    x, y, mask = TokenDataset(data, "sft", ctx_len=128).sample(0)
+    context = ["User: 2+2?\n\nAssistant:", "User: 3+3?\n\nAssistant:"]
+    reasoning = [" <think>\nTwo and two.\n</think>\n", " <think>\nThree and three.\n</think>\n"]
+    answers = ["4\n\n", "6"]
+    if loss_on_reasoning:
+        expected = [(context[0], 0), (reasoning[0] + answers[0], 1), (context[1], 0), (reasoning[1] + answers[1], 1)]
+    else:
+        expected = [(context[0] + reasoning[0], 0), (answers[0], 1), (context[1] + reasoning[1], 0), (answers[1], 1)]
+    assert [tokenizer.decode(i) for i in items[:-1]] + [tokenizer.decode(items[-1][:-1])] == [t for t, _ in expected]
+    assert items[-1][-1] == 0
+    counted = [c for (text, c) in expected for _ in tokenizer.encode(text)] + [1]     # + the end-of-document token
+    n = len(counted)
+    assert x[:n].tolist() == sum(items, [])
+    assert mask[:n - 1].tolist() == counted[1:] and not mask[n - 1:].any()           # target t is token t + 1
+    assert tokenizer.decode([int(t) for t in y[mask.bool()][:-1]]) == "".join(t for t, c in expected if c)
+
+
+def test_loss_on_reasoning_changes_nothing_without_reasoning(tmp_path, tokenizer):
+    make_data(SAMPLE_DATA / "sample-chat.jsonl", tmp_path / "a", tokenizer)
+    make_data(SAMPLE_DATA / "sample-chat.jsonl", tmp_path / "b", tokenizer, loss_on_reasoning=False)
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
+    assert (tmp_path / "a.idx").read_bytes() == (tmp_path / "b.idx").read_bytes()

@@ -9,7 +9,7 @@ import torch
 
 from src.data.chat import assistant_prompt
 from src.infer import Sampler, TextStream, generate_tokens, load_for_inference
-from src.infer.generate import main
+from src.infer.generate import ReasoningFilter, main
 from src.model import RWKV6Config, RWKV7Config, RWKVState, load_rwkv6, save_rwkv6
 from src.model import init_model
 from src.peft import PeftConfig, apply_peft, read_adapter, save_adapter
@@ -161,6 +161,8 @@ def test_chat_keeps_the_conversation_in_the_state(base, monkeypatch, capsys, wor
     (["--prompt", "x", "--top_p", "2"], "--top_p must be in"),
     (["--prompt", "x", "--state", "nowhere.pth"], "--state nowhere.pth does not exist"),
     (["--prompt", "x", "--system", "s"], "--system is for --chat"),
+    (["--prompt", "x", "--think"], "--think is for --chat"),
+    (["--prompt", "x", "--show_reasoning"], "--show_reasoning is for --chat"),
     (["--prompt", "x", "--seed", str(2**70)], "--seed must be a whole number in [0, 2^64)"),
     (["--prompt", b"caf\xe9".decode("utf-8", "surrogateescape")], "--prompt holds bytes that are not UTF-8 text"),
     (["--prompt", "x", "--stop", b"\xff".decode("utf-8", "surrogateescape")], "--stop holds bytes that are not UTF-8"),
@@ -178,3 +180,78 @@ def test_bad_input_is_one_line(base, argv, message, capsys, tmp_path):
     assert main(["--model", str(base), "--device", "cpu", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and len([l for l in err if "Traceback" in l]) == 0
+
+
+def test_the_reasoning_filter_drops_an_opening_think_block_however_the_text_comes():
+    text = " <think>\nTwo and two.\n</think>\nFour."
+    for size in (1, 2, 3, 7, len(text)):
+        hidden = ReasoningFilter()
+        shown = "".join(hidden.push(text[i:i + size]) for i in range(0, len(text), size)) + hidden.flush()
+        assert shown == " Four." and hidden.opened and hidden.closed
+    for plain in (" Four.", " <b>bold</b>", " <thin", "  ", " 4 <think>x</think>"):
+        hidden = ReasoningFilter()
+        assert "".join(hidden.push(c) for c in plain) + hidden.flush() == plain and not hidden.opened
+    unfinished = ReasoningFilter(prefix=" <think")                      # --think: the prompt opened it
+    assert unfinished.push(">\nstill going </thi") + unfinished.flush() == "" and unfinished.opened
+    assert not unfinished.closed
+    odd = ReasoningFilter(prefix=" <think")                             # whatever the model goes on with
+    assert odd.push(" and on</think> Done.") == " Done." and odd.closed
+
+
+class ForcedTokens:
+    """Stands in for generate_tokens: each call yields the tokens of the next text, and its "state" is the list
+    of every token the model has read (the prompts and everything generated), as a recurrent state holds them."""
+
+    def __init__(self, tokenizer, texts):
+        self.replies = [tokenizer.encode(t) for t in texts]
+        self.calls = []
+
+    def __call__(self, model, prompt, sampler, max_tokens, state=None, stop_token=0, done=None):
+        read = list(state or []) + list(prompt)
+        self.calls.append((list(state or []), list(prompt)))
+        try:
+            for token in self.replies[len(self.calls) - 1][:max_tokens]:
+                read.append(token)
+                yield token
+        finally:
+            if done is not None:
+                done.append(read)
+
+
+@pytest.mark.parametrize("think", [False, True])
+@pytest.mark.parametrize("show", [False, True])
+def test_chat_hides_or_shows_the_reasoning(base, monkeypatch, capsys, world_tokenizer, think, show):
+    """--chat prints a reply without its <think>...</think> (a note on stderr) unless --show_reasoning; --think
+    ends the context with RWKV-LM's "Assistant: <think"; the state reads every token, hidden ones too; the
+    reply still stops at the end of the turn."""
+    opening = "" if think else " <think"                 # with --think the prompt holds " <think" already
+    forced = ForcedTokens(world_tokenizer, [opening + ">\nTwo and two.\n</think>\nFour.\n\nUser: more",
+                                            opening + ">\n</think>\nSix.\n\n"])
+    monkeypatch.setattr("src.infer.generate.generate_tokens", forced)
+    monkeypatch.setattr("sys.stdin", io.StringIO("3+3?\n"))
+    argv = ["--model", str(base), "--chat", "--prompt", "2+2?", "--device", "cpu"]
+    assert main(argv + ["--think"] * think + ["--show_reasoning"] * show, tokenizer=world_tokenizer) == 0
+    out, err = capsys.readouterr()
+    if show:
+        assert out == " <think>\nTwo and two.\n</think>\nFour.\n <think>\n</think>\nSix.\n"
+    else:
+        assert out == " Four.\n Six.\n"
+    reasoning_tokens = len(world_tokenizer.encode(opening + ">\nTwo and two.\n</think>"))
+    assert (f"[reasoning: {reasoning_tokens} tokens]" in err) == (not show)
+    (state1, prompt1), (state2, prompt2) = forced.calls
+    assert prompt1 == world_tokenizer.encode(assistant_prompt("2+2?") + " <think" * think)
+    assert world_tokenizer.decode(prompt1).endswith("Assistant: <think" if think else "Assistant:")
+    stop = world_tokenizer.encode("\n\n")[0]
+    generated = forced.replies[0][:forced.replies[0].index(stop) + 1]             # up to the end of the turn
+    assert state2 == prompt1 + generated                                           # the hidden reasoning was read
+    assert prompt2 == world_tokenizer.encode(assistant_prompt("3+3?") + " <think" * think)
+
+
+def test_chat_think_with_a_model(base, monkeypatch, capsys, world_tokenizer):
+    """A real (random) model under --think: its reply never closes the reasoning, so nothing is printed and
+    stderr says it was unfinished."""
+    monkeypatch.setattr("sys.stdin", None)
+    assert main(["--model", str(base), "--chat", "--think", "--prompt", "Hi", "--temperature", "0", "--max_tokens",
+                 "3", "--device", "cpu"], tokenizer=world_tokenizer) == 0
+    out, err = capsys.readouterr()
+    assert out == "\n" and "[reasoning: 3 tokens, unfinished]" in err
