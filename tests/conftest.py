@@ -34,3 +34,17 @@ def sample_data(tmp_path_factory, world_tokenizer):
     prefix = tmp_path_factory.mktemp("data") / "sample"
     make_data(SAMPLE_DATA / "sample.jsonl", prefix, tokenizer=world_tokenizer)
     return prefix
+
+
+@pytest.fixture(scope="session")
+def tiny_bases(tmp_path_factory) -> dict:
+    """{family: path}: a random non-zero tiny base of every registered family (RWKV-LM init with the zero
+    tensors randomised, seed 3), saved in fp32; shared by every test that needs one per family."""
+    from src.model import families, get_family, save_checkpoint
+    out = {}
+    for family in families():
+        config = get_family(family.name).config_class.preset("tiny")
+        path = tmp_path_factory.mktemp(f"tiny-{family.name}") / "base.pth"
+        save_checkpoint(init_model(config, seed=3, nonzero=True), path, dtype=torch.float32)
+        out[family.name] = path
+    return out

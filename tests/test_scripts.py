@@ -13,7 +13,8 @@ from src.train.config import parse_args, validate
 from src.train.trainer import preflight
 from src.utils.paths import REPO_ROOT as REPO
 
-METHODS = sorted(p.stem for p in (REPO / "configs" / "train").glob("*.json") if p.stem != "state")   # train_<m>.sh
+# train_<method>.sh: every adapter preset (state tuning and the dpo / grpo objectives have tests of their own)
+METHODS = sorted(p.stem for p in (REPO / "configs" / "train").glob("*.json") if p.stem not in ("state", "dpo", "grpo"))
 
 
 def script(name: str, *args, cwd: Path) -> subprocess.CompletedProcess:
@@ -166,3 +167,19 @@ def test_gpu_checks_quick_rehearsed_on_the_cpu_with_the_gpu_machines_wheels(tmp_
         + [("bone_nf4", "0"), ("lora_nf4", "0")])
     assert "quick done in" in done.stderr
     assert (REPO / "docs" / "benchmarks.md").read_text() == before
+
+
+@pytest.mark.parametrize("objective", ["dpo", "grpo"])
+def test_the_preference_and_reward_scripts_read_their_presets(objective, tmp_path):
+    """train_dpo.sh / train_grpo.sh = train.py with configs/train/<objective>.json: Bone r=64 adapters (the
+    reference is the base with them off), the short flags of the other scripts, the user's flags winning."""
+    text = (REPO / "scripts" / f"train_{objective}.sh").read_text()
+    assert f'--config "$REPO_ROOT/configs/train/{objective}.json" "$@"' in text
+    preset = ["--config", str(REPO / "configs" / "train" / f"{objective}.json")]
+    on_gpu = parse_args([*preset, "--gpus", "1"])
+    assert (on_gpu.objective, on_gpu.peft.method, on_gpu.peft.r, on_gpu.precision, on_gpu.grad_cp) == \
+        (objective, "bone", 64, "bf16", True)
+    assert on_gpu.proj_dir == f"out/{objective}" and on_gpu.ctx_len == 1024
+    mine = parse_args([*preset, "--rank", "16", "--lr", "1e-4", "--reward", "exact", "format=0.2", "--gpus", "0"])
+    assert (mine.peft.r, mine.lr_init, mine.reward) == (16, 1e-4, ["exact", "format=0.2"])
+    validate(mine)

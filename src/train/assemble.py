@@ -26,6 +26,7 @@ from .callbacks import ProgressBar, StepEnd, TrainingLog
 from .checkpointing import Checkpointing
 from .config import TrainConfig, describe_derived
 from .module import RWKVTrainingModule
+from .objective import objective_class, training_data
 from .preflight import CheckedRun
 from .random_base import BASE, base_path, is_this_runs_base, save_random_base
 from .resume import abandon_newer
@@ -121,13 +122,14 @@ class RunRecord(L.Callback):
 def step_end(cfg: TrainConfig, resume_step: int) -> StepEnd:
     """The run's StepEnd with its parts: the metrics log, the checkpoints and, with --val_data, validation."""
     world = cfg.devices * cfg.num_nodes
-    tokens_per_step = cfg.micro_bsz * cfg.ctx_len * cfg.accumulate_grad_batches * world
+    objective = objective_class(cfg.objective)(cfg)
+    tokens_per_step = cfg.micro_bsz * cfg.ctx_len * cfg.accumulate_grad_batches * world * objective.sequences_per_sample()
     validation = None
     if cfg.val_data:
         validation = Validation(BinIdx(cfg.val_data), cfg.ctx_len, "sft" if cfg.data_type == "sft" else "binidx",
                                 cfg.val_every, cfg.total_steps, cfg.val_windows or None,
                                 all_ranks=cfg.strategy.startswith("deepspeed_stage_3"), head_chunk=cfg.head_chunk)
-    return StepEnd(TrainingLog(cfg.proj_dir, tokens_per_step, resume_step=resume_step),
+    return StepEnd(TrainingLog(cfg.proj_dir, tokens_per_step, resume_step=resume_step, metrics=objective.metrics),
                    Checkpointing(cfg.proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states),
                    validation)
 
@@ -155,7 +157,7 @@ def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback
     model = build_model(cfg, checked.model_config, resume_from, is_rank_zero)
     stop = StopRequest()
     base = base_path(cfg)
-    module = RWKVTrainingModule(model, cfg, BinIdx(cfg.data_file), stop,     # a new random base's: RunRecord's
+    module = RWKVTrainingModule(model, cfg, training_data(cfg), stop,     # a new random base's: RunRecord's
                                 base_fingerprint=file_fingerprint(base) if random_base is None else None)
     record = RunRecord(cfg, resume_step, checked.changed, random_base)
     ending = step_end(cfg, resume_step)

@@ -4,7 +4,7 @@ written order; the metrics log it keeps; the progress bar.
 StepEnd        after each optimizer step (the module says when one ended), in this order:
                  1. validation (validation.py), before the log, whose row holds the step's val_loss
                  2. the log: loss, lr, tokens/s on the progress bar and as a row of proj_dir/metrics.csv
-                 3. at the run's first step, the zero-gradient check, before any checkpoint is written
+                 3. at the run's first step (whose objective expects a gradient), the zero-gradient check, before any checkpoint is written
                  4. the checkpoint (checkpointing.py) when one is due or a stop was asked for; then the stop
 TrainingLog    metrics.csv (continued across a resume, rank 0 writes) and loss.png at the end.
 ProgressBar    Lightning's bar with short numbers.
@@ -53,7 +53,7 @@ class StepEnd(L.Callback):
         if self.validation is not None:
             self.validation.run(trainer, pl_module, step)
         self.training_log.record(trainer, pl_module, step)
-        if not self.gradients_checked:
+        if not self.gradients_checked and pl_module.objective.gradient_expected(pl_module):
             self.gradients_checked = True
             check_gradients_reach_the_loss(trainer, pl_module)
         stop = pl_module.stop_here
@@ -71,7 +71,9 @@ class TrainingLog:
     """Per optimizer step: loss (mean over micro-batches and ranks), lr, tokens/s on the progress bar and
     as a row of proj_dir/metrics.csv (with val_loss where validation ran); loss.png at the end."""
 
-    def __init__(self, proj_dir: Path, tokens_per_step: int, resume_step: int = 0):
+    def __init__(self, proj_dir: Path, tokens_per_step: int, resume_step: int = 0, metrics: tuple[str, ...] = ()):
+        self.columns = [*METRICS_COLUMNS[:-1], *metrics, METRICS_COLUMNS[-1]]    # the objective's metrics too
+        self.metrics = metrics
         self.path = Path(proj_dir) / "metrics.csv"
         self.png = Path(proj_dir) / "loss.png"
         self.tokens_per_step = tokens_per_step
@@ -87,14 +89,14 @@ class TrainingLog:
             if self.resume_step and self.path.exists():       # continue the curve; drop steps past the checkpoint
                 kept = [r for r in csv.DictReader(io.StringIO(self.path.read_text()))
                         if int(r["step"]) <= self.resume_step]
-            self.rows = [{k: r.get(k) or "" for k in METRICS_COLUMNS} for r in kept]
+            self.rows = [{k: r.get(k) or "" for k in self.columns} for r in kept]
             if self.rows:                                      # elapsed_s goes on from the resumed step's
                 self._run_start -= float(self.rows[-1]["elapsed_s"])
             self._rewrite()
 
     def _rewrite(self) -> None:
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=METRICS_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=self.columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_text(self.path, out.getvalue())
@@ -110,25 +112,35 @@ class TrainingLog:
         if trainer.is_global_zero:
             row = {"step": step, "loss": f"{loss:.6f}", "lr": f"{lr:.6g}", "tokens_per_s": f"{tokens_per_s:.1f}",
                    "tokens": step * self.tokens_per_step, "elapsed_s": f"{now - self._run_start:.2f}",
-                   "val_loss": f"{pl_module.val_losses[step]:.6f}" if step in pl_module.val_losses else ""}
+                   "val_loss": f"{pl_module.val_losses[step]:.6f}" if step in pl_module.val_losses else "",
+                   **{k: f"{pl_module.step_metrics[k]:.6f}" for k in self.metrics}}
             self.rows.append(row)
             with writing(self.path), open(self.path, "a") as f:
-                csv.DictWriter(f, fieldnames=METRICS_COLUMNS, lineterminator="\n").writerow(row)
+                csv.DictWriter(f, fieldnames=self.columns, lineterminator="\n").writerow(row)
 
     def plot(self, is_global_zero: bool) -> None:
         """loss.png of the rows so far (rank 0)."""
         if is_global_zero and self.rows:
-            plot_losses(self.rows, self.png)
+            plot_losses(self.rows, self.png, self.metrics)
 
 
-def plot_losses(rows: list[dict], path: Path) -> None:
+def plot_losses(rows: list[dict], path: Path, metrics: tuple[str, ...] = ()) -> None:
+    """The loss (and val_loss) over the steps; with an objective's metrics, a second panel of them beside."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     steps = [int(r["step"]) for r in rows]
     losses = [float(r["loss"]) for r in rows]
     validated = [(int(r["step"]), float(r["val_loss"])) for r in rows if r.get("val_loss")]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    if metrics:
+        fig, (ax, side) = plt.subplots(1, 2, figsize=(12, 4))
+        for name in metrics:
+            side.plot(steps, [float(r[name]) if r.get(name) else float("nan") for r in rows], lw=1.2, label=name)
+        side.set_xlabel("optimizer step")
+        side.grid(alpha=0.3)
+        side.legend(fontsize=8)
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, losses, lw=1, label="loss")
     if validated:
         ax.plot(*zip(*validated), "o-", lw=1.5, label="val_loss")
@@ -151,9 +163,11 @@ class ProgressBar(TQDMProgressBar):
     def get_metrics(self, trainer, pl_module) -> dict:
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
-        for key, fmt in (("loss", "{:.4g}"), ("val_loss", "{:.4g}"), ("lr", "{:.4g}"), ("tok/s", "{:,.0f}")):
-            if key in metrics:
-                metrics[key] = fmt.format(float(metrics[key]))
+        for key, value in metrics.items():
+            try:
+                metrics[key] = ("{:,.0f}" if key == "tok/s" else "{:.4g}").format(float(value))
+            except (TypeError, ValueError):
+                pass
         return metrics
 
 

@@ -21,25 +21,27 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ..data import BinIdx, TokenDataset
+from ..data import BinIdx
 from ..model import save_checkpoint
 from ..peft import adapter_layers, save_adapter
 from ..peft.adapter_io import FULL_MODEL_FILE
 from ..peft.lora import DropoutDraw
 from .config import TrainConfig
-from .infctx import sample_loss
 from .loss import NonFiniteLoss
+from .objective import Objective, make_objective
 from .schedule import lr_at
 from .signals import StopRequest
 
 
 class RWKVTrainingModule(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, data: BinIdx, stop: StopRequest | None = None,
-                 base_fingerprint: str | None = None):
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, data: BinIdx | None, stop: StopRequest | None = None,
+                 base_fingerprint: str | None = None, objective: Objective | None = None):
         super().__init__()
         self.model = model
         self.cfg = cfg
         self.data = data
+        self.objective = objective or make_objective(cfg)        # what the run optimises (objective.py)
+        self.step_metrics: dict[str, float] = {}                  # the objective's metrics of the last step
         self.stop = stop
         self.base_fingerprint = base_fingerprint           # recorded in every adapter file
         self.step_loss = float("nan")          # the mean loss of the last optimizer step (all micro-batches, ranks)
@@ -78,14 +80,17 @@ class RWKVTrainingModule(L.LightningModule):
             for group in self.trainer.optimizers[0].param_groups:
                 group["lr"] = self.lr_used
 
+    def on_train_start(self) -> None:
+        self.objective.on_fit_start(self)
+
     def training_step(self, batch, batch_idx):
-        x, y, mask = batch
         if self.dropout_draw is not None:                       # this micro-batch's masks
             self.dropout_draw.stream = self.global_rank
             self.dropout_draw.step = self.trainer.global_step * self.cfg.accumulate_grad_batches + self._window_count
-        loss = sample_loss(self.model, x, y, mask, self.cfg.l2wrap, self.cfg.chunk_ctx, self.dropout_draw,
-                           self.cfg.head_chunk)
-        detached = loss.detach()                                # stays on the device
+        loss, metrics = self.objective.loss(self, batch)
+        # the loss and the objective's metrics, detached, summed over the step's micro-batches on the device
+        detached = torch.stack([loss.detach().float(), *(metrics[k].detach().float().to(loss.device)
+                                                         for k in self.objective.metrics)])
         self._window_sum = detached if self._window_sum is None else self._window_sum + detached
         self._window_count += 1
         if self._window_count == self.cfg.accumulate_grad_batches:
@@ -94,17 +99,20 @@ class RWKVTrainingModule(L.LightningModule):
 
     def _close_window(self) -> None:
         """The optimizer step's loss (mean over its micro-batches and over ranks) and the stop flag, read once."""
-        loss = (self._window_sum / self._window_count).float()
-        stop = torch.full_like(loss, float(self.stop is not None and self.stop.requested))
-        stats = self.trainer.strategy.reduce(torch.stack([loss, stop]), reduce_op="mean")
-        value, stop_share = stats.tolist()                      # the step's one host sync
+        means = (self._window_sum / self._window_count).float()                  # (1 + metrics,)
+        stop = torch.full_like(means[:1], float(self.stop is not None and self.stop.requested))
+        stats = self.trainer.strategy.reduce(torch.cat([means, stop]), reduce_op="mean")
+        value, *metrics, stop_share = stats.tolist()            # the step's one host sync
         self._window_sum, self._window_count = None, 0
         self.stop_agreed = stop_share > 0
         if not math.isfinite(value):
             raise NonFiniteLoss(f"the loss became {value} at step {self.trainer.global_step + 1} "
                                 f"(on this or another rank), before that step changed anything")
         self.step_loss = value
+        self.step_metrics = dict(zip(self.objective.metrics, metrics))
         self.log("loss", value, prog_bar=True, rank_zero_only=True)
+        for name in self.objective.shown:
+            self.log(name, self.step_metrics[name], prog_bar=True, rank_zero_only=True)
 
     def configure_optimizers(self):
         cfg = self.cfg
@@ -124,13 +132,9 @@ class RWKVTrainingModule(L.LightningModule):
             optimizer = torch.optim.AdamW(groups, lr=cfg.lr_init, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps)
         return optimizer
 
-    def dataset(self, first_step: int, steps: int) -> TokenDataset:
+    def dataset(self, first_step: int, steps: int):
         """This rank's samples of `steps` optimizer steps from step `first_step` (0-based) on."""
-        cfg, trainer = self.cfg, self.trainer
-        return TokenDataset(self.data, cfg.data_type, cfg.ctx_len, seed=cfg.seed, micro_bsz=cfg.micro_bsz,
-                            rank=trainer.global_rank, world_size=trainer.world_size,
-                            first_batch=first_step * cfg.accumulate_grad_batches,
-                            num_batches=steps * cfg.accumulate_grad_batches)
+        return self.objective.dataset(self, first_step, steps)
 
     def train_dataloader(self):
         cfg = self.cfg
@@ -142,7 +146,7 @@ class RWKVTrainingModule(L.LightningModule):
         # (a resumed run starts one where the uninterrupted run did not, and dropout would differ)
         return torch.utils.data.DataLoader(dataset, batch_size=cfg.micro_bsz, shuffle=False,
                                            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
-                                           persistent_workers=cfg.num_workers > 0,
+                                           persistent_workers=cfg.num_workers > 0, collate_fn=self.objective.collate,
                                            generator=torch.Generator().manual_seed(cfg.seed))
 
     @torch.no_grad()
@@ -157,10 +161,9 @@ class RWKVTrainingModule(L.LightningModule):
         try:
             finite = True
             for b in range(cfg.accumulate_grad_batches):
-                x, y, mask = (torch.stack(t).to(self.device)
-                              for t in zip(*(data[b * cfg.micro_bsz + i] for i in range(cfg.micro_bsz))))
-                finite &= bool(torch.isfinite(sample_loss(self.model, x, y, mask, False, cfg.chunk_ctx,
-                                                          head_chunk=cfg.head_chunk)))
+                batch = self.objective.collate([data[b * cfg.micro_bsz + i] for i in range(cfg.micro_bsz)])
+                batch = self.transfer_batch_to_device(batch, self.device, 0)
+                finite &= self.objective.finite(self, batch)
         finally:
             self.model.train(training)
         return not self.trainer.strategy.reduce_boolean_decision(not finite, all=False)

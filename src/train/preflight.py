@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import BinIdx, TokenDataset
+from ..data import BinIdx
 from ..model import (RWKVConfig, build_model, config_from_checkpoint, family_of, read_checkpoint, read_state_file,
                      resolve_config)
 from ..peft import apply_peft, read_adapter
@@ -28,6 +28,7 @@ from .callbacks import REQUIRED_COLUMNS
 from .config import TrainConfig, validate
 from .random_base import BASE, base_path, check_random_base
 from .resume import check_metrics, check_trainer_state, compare, saved_config
+from .objective import objective_class
 from .run_dir import check_run_directory, checkpoint_step, find_resume_checkpoint
 
 
@@ -114,11 +115,7 @@ def preflight(cfg: TrainConfig) -> RWKVConfig:
         except ValueError as e:
             raise ValueError(f"--load_state: {e}") from None
 
-    if not cfg.data_file:
-        raise ValueError("--data_file PREFIX is required (make one with scripts/make_data.sh)")
-    data = BinIdx(cfg.data_file)
-    data.check_vocabulary(model_config.vocab_size, f"--data_file {cfg.data_file}")
-    TokenDataset(data, cfg.data_type, cfg.ctx_len)                # enough data for one sample?
+    objective_class(cfg.objective)(cfg).check_data(model_config)   # --data_file holds what the objective trains on
     if cfg.val_data:
         check_validation_data(cfg, model_config)
     return model_config
@@ -130,10 +127,17 @@ def check_validation_data(cfg: TrainConfig, model_config) -> None:
         data = BinIdx(cfg.val_data)
     except (FileNotFoundError, ValueError) as e:
         raise ValueError(f"--val_data: {e}") from None
+    data.check_vocabulary(model_config.vocab_size, f"--val_data {cfg.val_data}")
+    check = getattr(objective_class(cfg.objective), "check_validation_data", None)
+    if check is not None:                                # an objective that validates with its own loss
+        try:
+            check(objective_class(cfg.objective)(cfg), data)
+        except ValueError as e:
+            raise ValueError(f"--val_data: {e}") from None
+        return
     spans = windows(data.num_tokens, cfg.ctx_len, cfg.val_windows or None)
     if not spans:
         raise ValueError(f"--val_data {cfg.val_data} holds {data.num_tokens} tokens: too few to predict one")
-    data.check_vocabulary(model_config.vocab_size, f"--val_data {cfg.val_data}")
     if cfg.data_type == "sft" and not response_tokens(data)[1:spans[-1][1]].any():
         raise ValueError(f"--val_data {cfg.val_data}: no response token in its windows to validate on (sft data)")
 

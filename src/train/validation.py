@@ -1,5 +1,6 @@
 """--val_data during training: eval.py's loss (src/infer/evaluate.py) on held-out data every
---val_every optimizer steps and at the last, without changing the training."""
+--val_every optimizer steps and at the last, without changing the training; an objective with a loss of
+its own (DPO) validates with it (its `validate`)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,12 @@ class Validation:
         import torch
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() and pl_module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            result = evaluate(pl_module.model, self.data, self.ctx_len, self.data_type, self.windows,
-                              head_chunk=self.head_chunk)
+            validate = getattr(pl_module.objective, "validate", None)      # an objective's own held-out loss
+            if validate is not None:
+                result = {"loss": validate(pl_module, self.data, self.windows)}
+            else:
+                result = evaluate(pl_module.model, self.data, self.ctx_len, self.data_type, self.windows,
+                                  head_chunk=self.head_chunk)
         pl_module.val_losses[step] = result["loss"]
         if trainer.is_global_zero:
             pl_module.log("val_loss", result["loss"], prog_bar=True, rank_zero_only=True)

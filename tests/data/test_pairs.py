@@ -95,3 +95,10 @@ def test_pairs_and_sft_data_are_told_apart(tmp_path, world_tokenizer):
     with pytest.raises(ValueError, match=f"pair 0 has a context of {n} tokens, at least ctx_len = {n}"):
         check_pairs(BinIdx(tmp_path / "p"), n)
     check_pairs(BinIdx(tmp_path / "p"), n + 1)
+
+
+def test_the_sample_pairs_convert(tmp_path, world_tokenizer):
+    from src.utils.paths import SAMPLE_DATA
+    stats = make_data(SAMPLE_DATA / "sample-pairs.jsonl", tmp_path / "p", world_tokenizer)
+    assert stats["kind"] == "pairs" and stats["documents"] == 6
+    check_pairs(BinIdx(tmp_path / "p"), 64)

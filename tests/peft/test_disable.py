@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from src.model import families, get_family, init_model, load_model, save_checkpoint
+from src.model import families, load_model
 from src.peft import PeftConfig, adapters_disabled, apply_peft, has_adapters
 from src.peft.state import STATE_PARAMETER
 from tests.peft.helpers import method_matrix, randomize_adapters
@@ -19,16 +19,6 @@ CASES = {**{name: cfg for name, cfg in method_matrix(r=16, low_rank=8, variants=
          "bone+state": PeftConfig("bone", 16, train_state=True), "state": PeftConfig("state")}
 
 
-@pytest.fixture(scope="module")
-def base_files(tmp_path_factory):
-    """A random non-zero tiny base of every family as a float64-readable fp32 file."""
-    out = {}
-    for family in FAMILIES:
-        config = get_family(family).config_class.preset("tiny")
-        path = tmp_path_factory.mktemp(family) / "base.pth"
-        save_checkpoint(init_model(config, seed=5, nonzero=True), path, dtype=torch.float32)
-        out[family] = path
-    return out
 
 
 def tokens(vocab: int) -> torch.Tensor:
@@ -48,9 +38,9 @@ def adapted_model(path, config: PeftConfig):
 @pytest.mark.parametrize("family, case", [
     pytest.param(family, case, marks=() if family == FAMILIES[-1] else pytest.mark.slow)
     for family in FAMILIES for case in CASES])
-def test_disabled_is_the_base_and_leaving_restores_the_adapters(base_files, family, case):
-    model = adapted_model(base_files[family], CASES[case])
-    base = load_model(base_files[family]).double()
+def test_disabled_is_the_base_and_leaving_restores_the_adapters(tiny_bases, family, case):
+    model = adapted_model(tiny_bases[family], CASES[case])
+    base = load_model(tiny_bases[family]).double()
     idx = tokens(base.config.vocab_size)
     with torch.no_grad():
         expected_base, before = base(idx), model(idx)
@@ -66,8 +56,8 @@ def test_disabled_is_the_base_and_leaving_restores_the_adapters(base_files, fami
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_gradients_do_not_reach_the_adapters_when_disabled_and_blocks_nest(base_files, family):
-    model = adapted_model(base_files[family], CASES["bone+state"])
+def test_gradients_do_not_reach_the_adapters_when_disabled_and_blocks_nest(tiny_bases, family):
+    model = adapted_model(tiny_bases[family], CASES["bone+state"])
     idx = tokens(model.config.vocab_size)
     with adapters_disabled(model):
         with adapters_disabled(model):
@@ -85,10 +75,10 @@ def test_gradients_do_not_reach_the_adapters_when_disabled_and_blocks_nest(base_
     assert all(STATE_PARAMETER in block.att._parameters for block in model.blocks)
 
 
-def test_refused_for_merged_layers_and_full_fine_tunes(base_files):
+def test_refused_for_merged_layers_and_full_fine_tunes(tiny_bases):
     family = FAMILIES[0]
-    model = adapted_model(base_files[family], CASES["bone"])
-    plain = load_model(base_files[family])
+    model = adapted_model(tiny_bases[family], CASES["bone"])
+    plain = load_model(tiny_bases[family])
     assert has_adapters(model) and not has_adapters(plain)
     with pytest.raises(ValueError, match="no adapters"):
         with adapters_disabled(plain):

@@ -11,6 +11,7 @@ from src.peft.lora import LoraLinear
 from src.train.callbacks import (METRICS_COLUMNS, NO_PATH_TO_THE_LOSS, ProgressBar, StepEnd, TrainingLog,
                                  check_gradients_reach_the_loss, plot_losses, zero_gradient_reason)
 from src.train.loss import NothingToLearn
+from src.train.objective import LanguageModel
 
 
 class Part:
@@ -43,7 +44,8 @@ def fakes(grad_norm=1.0, between_steps=True, stop_here=False):
     trainer = types.SimpleNamespace(global_step=1, is_global_zero=True, should_stop=False,
                                     strategy=types.SimpleNamespace(deepspeed_engine=engine))
     module = types.SimpleNamespace(between_steps=between_steps, stop_here=stop_here,
-                                   cfg=types.SimpleNamespace(peft=PeftConfig("bone", 8)))
+                                   cfg=types.SimpleNamespace(peft=PeftConfig("bone", 8)),
+                                   objective=LanguageModel(None))
     return trainer, module
 
 

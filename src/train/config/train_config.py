@@ -24,6 +24,7 @@ PRECISIONS = ("bf16", "fp32", "tf32")
 ACCELERATORS = ("auto", "cpu", "gpu")
 LR_SCHEDULES = ("cos", "exp", "constant")
 LOGGERS = ("csv", "tensorboard", "wandb")
+OBJECTIVES = ("lm", "dpo", "grpo")
 PEFT_CHOICES = (*PEFT_METHODS, "none")
 DEFAULT_PEFT = PeftConfig(method="bone", r=64)
 DEFAULT_WARMUP = 10
@@ -112,6 +113,38 @@ class TrainConfig:
     # adapters: --peft METHOD|none and the flags of PeftConfig's fields
     peft: PeftConfig | None = option(default_factory=lambda: DEFAULT_PEFT, flag=False,
                                      help="the adapters; None: full fine-tuning")
+    # objective: what the run optimises (src/train/objective.py; preference and reward tuning in src/align)
+    objective: str = option("lm", "lm: next-token cross-entropy on --data_type's targets; dpo: Direct Preference "
+                                  "Optimization on preference pairs (make_data.sh's {prompt|messages, chosen, rejected} "
+                                  "data), the reference being the base with the adapters switched off; grpo: Group "
+                                  "Relative Policy Optimization on prompts (a .jsonl of {prompt|messages, answer}), "
+                                  "--group_size completions sampled per prompt and scored by --reward",
+                            choices=OBJECTIVES)
+    dpo_beta: float = option(0.1, "DPO's beta: how far the policy may move from the reference (larger: closer)",
+                             minimum=0)
+    dpo_label_smoothing: float = option(0.0, "DPO's label smoothing: the chance a preference label is wrong (0: plain "
+                                             "DPO)", minimum=0)
+    ref_precompute: bool = option(False, "DPO: compute the reference log-probabilities of every pair once, in one "
+                                         "pass before training, instead of in each step (a forward less per step)")
+    group_size: int = option(8, "GRPO: completions sampled per prompt (a group; advantages are relative to it)",
+                             minimum=2)
+    max_new_tokens: int = option(256, "GRPO: the longest completion, in tokens (prompt + completion <= ctx_len)",
+                                 minimum=1)
+    temperature: float = option(1.0, "GRPO: sampling temperature of the completions (the policy's log-probabilities "
+                                     "are taken at the same temperature)")
+    top_p: float = option(1.0, "GRPO: sample among the most probable tokens whose probability reaches P")
+    kl_beta: float = option(0.04, "GRPO: weight of the KL penalty towards the reference (the base, adapters off); "
+                                  "0: no reference forward", minimum=0)
+    clip_eps: float = option(0.2, "GRPO: the policy ratio's clip range, 1 +- eps", minimum=0)
+    reward: list[str] = option(default_factory=lambda: ["exact"], help="GRPO: reward functions, NAME[=WEIGHT] each: "
+                               "exact (the final answer against the record's answer), format (--format_regex), length "
+                               "(--length_target), or module.path:function, a function (prompt, completion, answer) "
+                               "-> float", metavar="SPEC")
+    format_regex: str = option("", "GRPO: the regular expression the format reward matches a whole completion "
+                                   "against; empty: a G1 reasoning reply, <think>...</think> then an answer",
+                               metavar="REGEX")
+    length_target: int = option(200, "GRPO: the length reward is 1 up to this many characters, falling to 0 at twice "
+                                     "as many", minimum=1)
     # logging and resuming
     log: str = option("csv", "where metrics go besides metrics.csv and the progress bar", choices=LOGGERS)
     wandb_project: str = option("rwkv-finetune", "the Weights & Biases project, with --log wandb")

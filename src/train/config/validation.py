@@ -59,6 +59,24 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.load_state and not (cfg.peft is not None and cfg.peft.train_state):
         raise ValueError(f"--load_state {cfg.load_state} starts the tuned initial states, but this run tunes none: add "
                          f"--train_state 1 (or use --peft state)")
+    if cfg.objective != "lm" and cfg.peft is None:
+        raise ValueError(f"--objective {cfg.objective} takes its reference policy from the base with the adapters "
+                         f"switched off: full fine-tuning (--peft none) holds no base apart; choose an adapter (--peft "
+                         f"bone, lora, ...) or state tuning (--peft state)")
+    if cfg.objective != "lm" and cfg.data_type != "binidx":
+        raise ValueError(f"--data_type {cfg.data_type} is for --objective lm; --objective {cfg.objective} reads its "
+                         f"own data ({'preference pairs' if cfg.objective == 'dpo' else 'a .jsonl of prompts'})")
+    if cfg.objective == "grpo" and cfg.val_data:
+        raise ValueError("--val_data validates the language-model or DPO loss; --objective grpo logs its rewards "
+                         "every step instead: leave --val_data out")
+    if not cfg.dpo_label_smoothing < 0.5:
+        raise ValueError(f"--dpo_label_smoothing must be below 0.5 (at 0.5 the labels say nothing), got "
+                         f"{cfg.dpo_label_smoothing}")
+    if not (cfg.temperature > 0 and 0 < cfg.top_p <= 1):
+        raise ValueError(f"--temperature must be positive and --top_p in (0, 1], got {cfg.temperature} and {cfg.top_p}")
+    if cfg.objective == "grpo" and cfg.max_new_tokens >= cfg.ctx_len:
+        raise ValueError(f"--max_new_tokens {cfg.max_new_tokens} leaves no room for a prompt in --ctx_len "
+                         f"{cfg.ctx_len}: raise --ctx_len")
     on_cpu = cfg.resolved_accelerator == "cpu"
     if cfg.wkv_backend == "cuda" and on_cpu:
         raise ValueError("--wkv_backend cuda runs on a GPU; on a CPU use chunked (or auto)")
