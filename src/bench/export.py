@@ -24,7 +24,7 @@ from pathlib import Path
 from ..model import parameter_shapes, resolve_config
 from ..utils.paths import REPO_ROOT
 from .device import device_name, versions
-from .quant import MIB, PeakSampler, make_checkpoint, rss_anon
+from .quant import MIB, PeakSampler, random_checkpoint, rss_anon
 from .report import add_write_flag, command_line, publish
 
 
@@ -58,11 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work_dir or tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        path = work / f"{args.model}-random-bf16.pth"
-        if not path.is_file():
-            print(f"writing {path} ...", file=sys.stderr, flush=True)
-            make_checkpoint(config, path)
+        path = random_checkpoint(work, args.model, config)
         for fmt in [f for f in args.formats.split(",") if f]:
             out = work / f"{args.model}.{fmt}"
             done = subprocess.run([sys.executable, "-m", "src.bench.export", "--child", str(path), fmt, str(out)],

@@ -97,6 +97,16 @@ def make_checkpoint(config, path: Path) -> None:
     save_checkpoint(sd, path, dtype=None)
 
 
+def random_checkpoint(work: Path, preset: str, config) -> Path:
+    """work/<preset>-random-bf16.pth, written once (a later run with the same --work_dir reuses it)."""
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / f"{preset}-random-bf16.pth"
+    if not path.is_file():
+        print(f"writing {path} ...", file=sys.stderr, flush=True)
+        make_checkpoint(config, path)
+    return path
+
+
 def step_seconds(model, ctx_len: int, repeats: int = 3) -> tuple[float, float]:
     """Median seconds of forward + backward after one untimed step (first-call costs), and the loss."""
     g = torch.Generator().manual_seed(1)
@@ -165,11 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     config = resolve_config(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work_dir or tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        path = work / f"{args.model}-random-bf16.pth"
-        if not path.is_file():
-            print(f"writing {path} ...", file=sys.stderr, flush=True)
-            make_checkpoint(config, path)
+        path = random_checkpoint(work, args.model, config)
         load_rows = []
         for kind in ["none", *kinds]:
             load_rows.append(measure_load(path, kind))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from src.export.cli import main
-from src.model import families, get_family, init_model, load_model, save_checkpoint
+from src.model import families, get_family, load_model
 
 pytestmark = pytest.mark.slow              # each export parses the 65,536-token vocabulary; llama.cpp builds once
 gguf = pytest.importorskip("gguf")          # in requirements.txt
@@ -20,15 +20,6 @@ FAMILIES = [f.name for f in families()]
 LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
 
 
-@pytest.fixture(scope="module")
-def bases(tmp_path_factory):
-    out = {}
-    for family in FAMILIES:
-        path = tmp_path_factory.mktemp(family) / "base.pth"
-        save_checkpoint(init_model(get_family(family).config_class.preset("tiny"), seed=6, nonzero=True), path,
-                        dtype=torch.float32)
-        out[family] = path
-    return out
 
 
 def read(path):
@@ -44,12 +35,12 @@ def values(tensor) -> np.ndarray:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_metadata_tokenizer_and_layouts(bases, family, tmp_path):
+def test_metadata_tokenizer_and_layouts(tiny_bases, family, tmp_path):
     out = tmp_path / "m.gguf"
-    assert main(["--model", str(bases[family]), "--format", "gguf", "--out", str(out)]) == 0
+    assert main(["--model", str(tiny_bases[family]), "--format", "gguf", "--out", str(out)]) == 0
     fields, tensors = read(out)
-    sd = torch.load(bases[family], weights_only=True)
-    config = load_model(bases[family]).config
+    sd = torch.load(tiny_bases[family], weights_only=True)
+    config = load_model(tiny_bases[family]).config
     arch = get_family(family).gguf_layout.ARCH
     assert fields["general.architecture"] == arch and fields[f"{arch}.block_count"] == config.n_layer
     assert fields[f"{arch}.wkv.head_size"] == config.head_size and fields[f"{arch}.embedding_length"] == config.n_embd
@@ -74,9 +65,9 @@ def test_metadata_tokenizer_and_layouts(bases, family, tmp_path):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_q8_0_where_llama_cpp_quantises_and_f32_where_it_does_not(bases, family, tmp_path):
+def test_q8_0_where_llama_cpp_quantises_and_f32_where_it_does_not(tiny_bases, family, tmp_path):
     out = tmp_path / "m.gguf"
-    assert main(["--model", str(bases[family]), "--format", "gguf", "--dtype", "q8_0", "--out", str(out)]) == 0
+    assert main(["--model", str(tiny_bases[family]), "--format", "gguf", "--dtype", "q8_0", "--out", str(out)]) == 0
     fields, tensors = read(out)
     T = gguf.GGMLQuantizationType
     assert fields["general.file_type"] == int(gguf.LlamaFileType.MOSTLY_Q8_0)
@@ -86,7 +77,7 @@ def test_q8_0_where_llama_cpp_quantises_and_f32_where_it_does_not(bases, family,
     assert tensors["blk.0.time_mix_w1.weight"].tensor_type == T.F32
     if family == "x070":
         assert tensors["blk.1.time_mix_a1.weight"].tensor_type == T.F16
-    sd = torch.load(bases[family], weights_only=True)
+    sd = torch.load(tiny_bases[family], weights_only=True)
     key = values(tensors["blk.0.time_mix_key.weight"])
     want = sd["blocks.0.att.key.weight"].numpy()
     assert np.abs(key - want).max() < np.abs(want).max() / 100                    # q8_0's rounding
@@ -109,17 +100,17 @@ def llama_cpp():
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_llama_cpp_runs_it_to_our_logits_and_our_greedy_text(bases, family, tmp_path):
+def test_llama_cpp_runs_it_to_our_logits_and_our_greedy_text(tiny_bases, family, tmp_path):
     from src.infer import Sampler, generate_tokens
     lib = llama_cpp()
     out = tmp_path / "m.gguf"
-    assert main(["--model", str(bases[family]), "--format", "gguf", "--out", str(out)]) == 0
+    assert main(["--model", str(tiny_bases[family]), "--format", "gguf", "--out", str(out)]) == 0
     llm = lib.Llama(model_path=str(out), logits_all=True, n_ctx=128, n_threads=2, verbose=False)
     prompt = torch.randint(0, 65536, (24,), generator=torch.Generator().manual_seed(3)).tolist()
     llm.reset()
     llm.eval(prompt)
     theirs = torch.tensor(np.array(llm.scores[:len(prompt)]))
-    ours = load_model(bases[family])
+    ours = load_model(tiny_bases[family])
     with torch.no_grad():
         want = ours(torch.tensor([prompt]))[0]
     assert ((theirs - want).abs().max() / want.abs().max()).item() < 1e-4     # llama.cpp's fp32 (measured ~1e-6)

@@ -8,7 +8,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from src.export.cli import main
-from src.model import RWKVState, families, get_family, init_model, load_model, save_checkpoint
+from src.model import RWKVState, families, get_family, load_model
 from src.peft import PeftConfig, apply_peft, save_adapter
 from src.peft.merge import merge_into_base
 from tests.peft.helpers import randomize_adapters
@@ -33,23 +33,14 @@ def ai00_expectation(tensors: dict) -> dict:
     return out
 
 
-@pytest.fixture(scope="module")
-def bases(tmp_path_factory):
-    out = {}
-    for family in FAMILIES:
-        path = tmp_path_factory.mktemp(family) / "base.pth"
-        save_checkpoint(init_model(get_family(family).config_class.preset("tiny"), seed=2, nonzero=True), path,
-                        dtype=torch.float32)
-        out[family] = path
-    return out
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_a_model_is_what_ai00s_rules_make_of_it(bases, family, tmp_path):
+def test_a_model_is_what_ai00s_rules_make_of_it(tiny_bases, family, tmp_path):
     out = tmp_path / "m.st"
-    assert main(["--model", str(bases[family]), "--format", "st", "--out", str(out)]) == 0
+    assert main(["--model", str(tiny_bases[family]), "--format", "st", "--out", str(out)]) == 0
     got = load_file(out)
-    want = ai00_expectation(torch.load(bases[family], weights_only=True))
+    want = ai00_expectation(torch.load(tiny_bases[family], weights_only=True))
     assert list(got) == sorted(want) or set(got) == set(want)
     for key, value in want.items():
         assert got[key].dtype == torch.float16 and got[key].shape == value.shape, key
@@ -62,18 +53,18 @@ def test_a_model_is_what_ai00s_rules_make_of_it(bases, family, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
-def test_base_and_adapter_export_as_their_merge(bases, family, tmp_path):
-    model = randomize_adapters(apply_peft(load_model(bases[family]), PeftConfig("bone", 16), verbose=False))
+def test_base_and_adapter_export_as_their_merge(tiny_bases, family, tmp_path):
+    model = randomize_adapters(apply_peft(load_model(tiny_bases[family]), PeftConfig("bone", 16), verbose=False))
     save_adapter(model, None, tmp_path / "adapter", step=1)
     merged = tmp_path / "merged.pth"
     from src.peft import read_adapter
-    merge_into_base(bases[family], read_adapter(tmp_path / "adapter"), merged)
-    assert main(["--model", str(bases[family]), "--adapter", str(tmp_path / "adapter"), "--format", "st",
+    merge_into_base(tiny_bases[family], read_adapter(tmp_path / "adapter"), merged)
+    assert main(["--model", str(tiny_bases[family]), "--adapter", str(tmp_path / "adapter"), "--format", "st",
                  "--out", str(tmp_path / "a.st")]) == 0
     assert main(["--model", str(merged), "--format", "st", "--out", str(tmp_path / "m.st")]) == 0
     a, m = load_file(tmp_path / "a.st"), load_file(tmp_path / "m.st")
     assert set(a) == set(m) and all(torch.equal(a[k], m[k]) for k in a)
-    base = load_file_of(bases[family], tmp_path)
+    base = load_file_of(tiny_bases[family], tmp_path)
     assert not torch.equal(a["blocks.0.att.key.weight"], base["blocks.0.att.key.weight"])
 
 
@@ -109,11 +100,11 @@ def test_a_state_file(family, tmp_path):
     (["--model", "{t}/odd.pth", "--format", "st", "--out", "{t}/x.st"], "odd.pth"),
     (["--model", "{base}", "--state", "{t}/s.pth", "--format", "st", "--out", "{t}/x.st"], "in two runs"),
 ])
-def test_bad_input_is_one_line(bases, tmp_path, capsys, argv, message):
+def test_bad_input_is_one_line(tiny_bases, tmp_path, capsys, argv, message):
     (tmp_path / "exists.st").write_bytes(b"keep")
     torch.save({"something.else": torch.zeros(3)}, tmp_path / "odd.pth")
     torch.save({"blocks.0.att.time_state": torch.zeros(2, 64, 64)}, tmp_path / "s.pth")
-    fill = {"{t}": str(tmp_path), "{base}": str(bases["x060"])}
+    fill = {"{t}": str(tmp_path), "{base}": str(tiny_bases["x060"])}
     args = []
     for a in argv:
         for k, v in fill.items():

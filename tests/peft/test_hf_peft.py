@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from src.model import families, get_family, init_model, load_model, save_checkpoint
+from src.model import families, load_model
 from src.peft import load_adapter, read_any_adapter
 from src.peft.merge import merge_into_base
 
@@ -22,15 +22,6 @@ CONFIGS = {                                               # peft is imported by 
 EXPECTED_METHOD = {"lora": "lora", "miss": "bone", "miss_bat": "bat", "miss_mini": "disha"}
 
 
-@pytest.fixture(scope="module")
-def bases(tmp_path_factory):
-    out = {}
-    for family in FAMILIES:
-        path = tmp_path_factory.mktemp(family) / "base.pth"
-        save_checkpoint(init_model(get_family(family).config_class.preset("tiny"), seed=4, nonzero=True), path,
-                        dtype=torch.float32)
-        out[family] = path
-    return out
 
 
 def peft_trained(base, kind, directory):
@@ -57,19 +48,19 @@ def peft_trained(base, kind, directory):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", list(CONFIGS))
 @pytest.mark.parametrize("family", FAMILIES)
-def test_a_peft_directory_gives_peft_logits(bases, family, kind, tmp_path):
-    theirs = peft_trained(bases[family], kind, tmp_path / "adapter")
+def test_a_peft_directory_gives_peft_logits(tiny_bases, family, kind, tmp_path):
+    theirs = peft_trained(tiny_bases[family], kind, tmp_path / "adapter")
     assert "peft_type" in json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     adapter = read_any_adapter(tmp_path / "adapter")
     assert adapter.config.method == EXPECTED_METHOD[kind] and adapter.origin == "Hugging Face peft"
-    ours = load_adapter(load_model(bases[family]), adapter).eval()
+    ours = load_adapter(load_model(tiny_bases[family]), adapter).eval()
     tokens = torch.randint(0, 65536, (1, 16), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        want, got, base = theirs(tokens), ours(tokens), load_model(bases[family])(tokens)
+        want, got, base = theirs(tokens), ours(tokens), load_model(tiny_bases[family])(tokens)
     assert (want - base).abs().max() > 1e-4                  # the step changed the model
     assert ((got - want).abs().max() / want.abs().max()).item() < 1e-5
     merged = tmp_path / "merged.pth"                         # merge.py --adapter DIR takes it too
-    merge_into_base(bases[family], adapter, merged)
+    merge_into_base(tiny_bases[family], adapter, merged)
     with torch.no_grad():
         assert ((load_model(merged)(tokens) - want).abs().max() / want.abs().max()).item() < 1e-5
 

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from src.model import families, get_family, init_model, load_model, save_checkpoint
+from src.model import families, load_model
 from src.peft import read_adapter
 from src.peft.registry import PEFT_METHODS
 from src.peft.merge import check_merge, merge_into_base
@@ -23,27 +23,17 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 FAMILIES = [f.name for f in families()]
 
 
-@pytest.fixture(scope="module")
-def bases(tmp_path_factory):
-    """A random non-zero tiny base of every registered family, fp32."""
-    out = {}
-    for family in FAMILIES:
-        config = get_family(family).config_class.preset("tiny")
-        path = tmp_path_factory.mktemp(family) / "base.pth"
-        save_checkpoint(init_model(config, seed=3, nonzero=True), path, dtype=torch.float32)
-        out[family] = path
-    return out
 
 
 @pytest.mark.parametrize("family, kind", [
     pytest.param(family, kind, marks=() if (family, kind) == ("x070", "nf4") else pytest.mark.slow)
     for family in FAMILIES for kind in ("nf4", "fp4", "int8")])
-def test_the_frozen_linears_hold_the_quantised_bytes(bases, family, kind):
+def test_the_frozen_linears_hold_the_quantised_bytes(tiny_bases, family, kind):
     scheme = QuantScheme(kind)
-    plain = load_model(bases[family])
+    plain = load_model(tiny_bases[family])
     shapes = {name: m.weight.shape for name, m in plain.named_modules() if isinstance(m, torch.nn.Linear)
               and name != "head"}
-    model = load_model(bases[family], quant=scheme)
+    model = load_model(tiny_bases[family], quant=scheme)
     held = quantized_modules(model)
     assert set(held) == set(shapes)
     assert isinstance(model.head, torch.nn.Linear) and not any(
@@ -54,12 +44,12 @@ def test_the_frozen_linears_hold_the_quantised_bytes(bases, family, kind):
     assert model.quant_scheme == scheme
 
 
-def test_missing_or_unusable_bitsandbytes_is_one_line(bases, sample_data, tmp_path, capsys, monkeypatch):
+def test_missing_or_unusable_bitsandbytes_is_one_line(tiny_bases, sample_data, tmp_path, capsys, monkeypatch):
     def missing():
         raise ValueError(f"--quant needs bitsandbytes, which is not installed ({backend.INSTALL}): "
                          f"No module named 'bitsandbytes'")
     monkeypatch.setattr(backend, "_import", missing)
-    values = flags(bases["x060"], sample_data, tmp_path / "run", quant="nf4")
+    values = flags(tiny_bases["x060"], sample_data, tmp_path / "run", quant="nf4")
     assert main(as_argv(values)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"train.py: error: --quant needs bitsandbytes, which is not installed ({backend.INSTALL}): "
@@ -90,9 +80,9 @@ def quant_run(base, data, proj, method, kind, **changes):
 @pytest.mark.parametrize("kind", ["nf4", "int8"])
 @pytest.mark.parametrize("method", PEFT_METHODS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_every_method_learns_on_a_quantised_base(bases, sample_data, tmp_path, family, method, kind):
+def test_every_method_learns_on_a_quantised_base(tiny_bases, sample_data, tmp_path, family, method, kind):
     proj = tmp_path / "run"
-    run(config_from_values({}, quant_run(bases[family], sample_data, proj, method, kind)))
+    run(config_from_values({}, quant_run(tiny_bases[family], sample_data, proj, method, kind)))
     curve = losses(proj)
     assert sum(curve[-3:]) < sum(curve[:3]) - 0.05, curve
     adapter = read_adapter(proj / "checkpoint-000012")
@@ -103,24 +93,24 @@ def test_every_method_learns_on_a_quantised_base(bases, sample_data, tmp_path, f
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["bone", "pissa", "bat"])
-def test_both_merges_equal_the_functions_they_name(bases, sample_data, tmp_path, method):
+def test_both_merges_equal_the_functions_they_name(tiny_bases, sample_data, tmp_path, method):
     """--merge_base full: base + adapter on the full-precision base; dequantized: on the base quantised as in
     training (PiSSA's residual quantised again), which is what the run trained."""
     proj = tmp_path / "run"
-    run(config_from_values({}, quant_run(bases["x070"], sample_data, proj, method, "nf4", epoch_steps=4)))
+    run(config_from_values({}, quant_run(tiny_bases["x070"], sample_data, proj, method, "nf4", epoch_steps=4)))
     adapter = read_adapter(proj / "checkpoint-000004")
     for merge_base, quantized in (("full", False), ("dequantized", True)):
         out = tmp_path / f"{merge_base}.pth"
-        merge_into_base(bases["x070"], adapter, out, merge_base=merge_base)
-        _, same = check_merge(bases["x070"], adapter, out, quantized=quantized)
-        _, other = check_merge(bases["x070"], adapter, out, quantized=not quantized)
+        merge_into_base(tiny_bases["x070"], adapter, out, merge_base=merge_base)
+        _, same = check_merge(tiny_bases["x070"], adapter, out, quantized=quantized)
+        _, other = check_merge(tiny_bases["x070"], adapter, out, quantized=not quantized)
         assert same < 1e-5, (merge_base, same)
-        assert other > 1e-3, (merge_base, other)                 # the two bases do differ
+        assert other > 1e-3, (merge_base, other)                 # the two tiny_bases do differ
 
 
 @pytest.mark.slow
-def test_a_resume_keeps_the_quantisation(bases, sample_data, tmp_path, capsys):
-    values = quant_run(bases["x060"], sample_data, tmp_path / "run", "bone", "nf4", epoch_steps=2, epoch_count=2)
+def test_a_resume_keeps_the_quantisation(tiny_bases, sample_data, tmp_path, capsys):
+    values = quant_run(tiny_bases["x060"], sample_data, tmp_path / "run", "bone", "nf4", epoch_steps=2, epoch_count=2)
     assert main(as_argv(values)) == 0
     capsys.readouterr()
     for change, message in (({"quant": "int8"}, "--quant 'int8' here, 'nf4' in the checkpoint"),
@@ -133,15 +123,15 @@ def test_a_resume_keeps_the_quantisation(bases, sample_data, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_eval_and_generate_run_the_adapter_on_the_quantised_base(bases, sample_data, tmp_path, capsys):
+def test_eval_and_generate_run_the_adapter_on_the_quantised_base(tiny_bases, sample_data, tmp_path, capsys):
     from src.infer.evaluate import main as eval_main
     proj = tmp_path / "run"
-    run(config_from_values({}, quant_run(bases["x060"], sample_data, proj, "lora", "nf4", epoch_steps=4)))
+    run(config_from_values({}, quant_run(tiny_bases["x060"], sample_data, proj, "lora", "nf4", epoch_steps=4)))
     adapter = read_adapter(proj / "checkpoint-000004")
     merged = tmp_path / "dequantized.pth"
-    merge_into_base(bases["x060"], adapter, merged, merge_base="dequantized")
+    merge_into_base(tiny_bases["x060"], adapter, merged, merge_base="dequantized")
     results = {}
-    for name, argv in (("quantised", ["--model", str(bases["x060"]), "--adapter", str(proj), "--quant", "nf4"]),
+    for name, argv in (("quantised", ["--model", str(tiny_bases["x060"]), "--adapter", str(proj), "--quant", "nf4"]),
                        ("merged", ["--model", str(merged)])):
         assert eval_main([*argv, "--data", str(sample_data), "--ctx_len", "32", "--max_windows", "4",
                           "--device", "cpu"]) == 0
@@ -150,12 +140,12 @@ def test_eval_and_generate_run_the_adapter_on_the_quantised_base(bases, sample_d
 
 
 @pytest.mark.parametrize("family", [pytest.param(f, marks=() if f == "x070" else pytest.mark.slow) for f in FAMILIES])
-def test_infctx_chunks_on_a_quantised_base_equal_the_whole_sample(bases, family):
+def test_infctx_chunks_on_a_quantised_base_equal_the_whole_sample(tiny_bases, family):
     """Bone + tuned states on an nf4 base: chunks of 8 tokens carry the states with their gradients, every
     gradient equal to the whole sample's (as on a full-precision base)."""
     from tests.helpers import rel_err
     from tests.train.test_rwkv7_training import bone_and_state, whole_and_chunked_gradients
-    model = bone_and_state(load_model(bases[family], quant=QuantScheme("nf4")))
+    model = bone_and_state(load_model(tiny_bases[family], quant=QuantScheme("nf4")))
     grads = whole_and_chunked_gradients(model, B=2, T=24, chunk=8, masked=True)
     assert grads[0]["blocks.0.att.time_state"].abs().max() > 0
     for name, grad in grads[0].items():
@@ -163,11 +153,11 @@ def test_infctx_chunks_on_a_quantised_base_equal_the_whole_sample(bases, family)
 
 
 @pytest.mark.slow
-def test_zero3_bf16_infctx_and_head_chunks_on_a_quantised_base(bases, sample_data, tmp_path):
+def test_zero3_bf16_infctx_and_head_chunks_on_a_quantised_base(tiny_bases, sample_data, tmp_path):
     """The quantised buffers under DeepSpeed ZeRO-3 in bf16 (cast, never converted), with --chunk_ctx and
     --head_chunk: the run trains, and its adapter records a bf16 quantisation."""
     proj = tmp_path / "run"
-    run(config_from_values({}, quant_run(bases["x070"], sample_data, proj, "bat", "nf4", strategy="deepspeed_stage_3",
+    run(config_from_values({}, quant_run(tiny_bases["x070"], sample_data, proj, "bat", "nf4", strategy="deepspeed_stage_3",
                                          precision="bf16", chunk_ctx=16, head_chunk=32, epoch_steps=6)))
     curve = losses(proj)
     assert len(curve) == 6 and all(c == c for c in curve)

@@ -14,62 +14,47 @@ time_faaaa (H, N) as it is. No rescaling is written (rescale_every_n_layers 0, w
 
 from __future__ import annotations
 
+from ..gguf_tensors import first, stacked, transposed, vector
+
 ARCH = "rwkv6"
 CONTEXT_LENGTH = 1048576             # RWKV has no context limit; llama.cpp's converter writes this
-
-
-def _first(t):
-    return t[0]
-
-
-def _vec(t):
-    return t[0].reshape(-1)
-
-
-def _t(t):
-    return t[0].transpose(0, 1)
 
 
 def entries(config) -> list[tuple]:
     if config.dim_att != config.n_embd:
         raise ValueError(f"--format gguf: llama.cpp's rwkv6 needs the attention width equal to n_embd, this model "
                          f"has dim_att {config.dim_att} and n_embd {config.n_embd}")
-    out = [("token_embd.weight", ("emb.weight",), _first, "main"),
-           ("token_embd_norm.weight", ("blocks.0.ln0.weight",), _first, "f32"),
-           ("token_embd_norm.bias", ("blocks.0.ln0.bias",), _first, "f32")]
+    out = [("token_embd.weight", ("emb.weight",), first, "main"),
+           ("token_embd_norm.weight", ("blocks.0.ln0.weight",), first, "f32"),
+           ("token_embd_norm.bias", ("blocks.0.ln0.bias",), first, "f32")]
     for i in range(config.n_layer):
         b, g = f"blocks.{i}", f"blk.{i}"
-        out += [(f"{g}.attn_norm.weight", (f"{b}.ln1.weight",), _first, "f32"),
-                (f"{g}.attn_norm.bias", (f"{b}.ln1.bias",), _first, "f32"),
-                (f"{g}.attn_norm_2.weight", (f"{b}.ln2.weight",), _first, "f32"),
-                (f"{g}.attn_norm_2.bias", (f"{b}.ln2.bias",), _first, "f32"),
-                (f"{g}.time_mix_lerp_x.weight", (f"{b}.att.time_maa_x",), _vec, "f32"),
+        out += [(f"{g}.attn_norm.weight", (f"{b}.ln1.weight",), first, "f32"),
+                (f"{g}.attn_norm.bias", (f"{b}.ln1.bias",), first, "f32"),
+                (f"{g}.attn_norm_2.weight", (f"{b}.ln2.weight",), first, "f32"),
+                (f"{g}.attn_norm_2.bias", (f"{b}.ln2.bias",), first, "f32"),
+                (f"{g}.time_mix_lerp_x.weight", (f"{b}.att.time_maa_x",), vector, "f32"),
                 (f"{g}.time_mix_lerp_fused.weight", tuple(f"{b}.att.time_maa_{n}" for n in "wkvrg"),
-                 _stack, "f32"),
-                (f"{g}.time_mix_w1.weight", (f"{b}.att.time_maa_w1",), _t, "f32"),
+                 stacked, "f32"),
+                (f"{g}.time_mix_w1.weight", (f"{b}.att.time_maa_w1",), transposed, "f32"),
                 (f"{g}.time_mix_w2.weight", (f"{b}.att.time_maa_w2",), lambda t: t[0].permute(0, 2, 1), "f32"),
-                (f"{g}.time_mix_decay.weight", (f"{b}.att.time_decay",), _vec, "f32"),
-                (f"{g}.time_mix_decay_w1.weight", (f"{b}.att.time_decay_w1",), _t, "f32"),
-                (f"{g}.time_mix_decay_w2.weight", (f"{b}.att.time_decay_w2",), _t, "f32"),
-                (f"{g}.time_mix_first.weight", (f"{b}.att.time_faaaa",), _first, "f32")]
-        out += [(f"{g}.time_mix_{n}.weight", (f"{b}.att.{n}.weight",), _first, "main")
+                (f"{g}.time_mix_decay.weight", (f"{b}.att.time_decay",), vector, "f32"),
+                (f"{g}.time_mix_decay_w1.weight", (f"{b}.att.time_decay_w1",), transposed, "f32"),
+                (f"{g}.time_mix_decay_w2.weight", (f"{b}.att.time_decay_w2",), transposed, "f32"),
+                (f"{g}.time_mix_first.weight", (f"{b}.att.time_faaaa",), first, "f32")]
+        out += [(f"{g}.time_mix_{n}.weight", (f"{b}.att.{n}.weight",), first, "main")
                 for n in ("key", "value", "receptance", "gate")]
-        out += [(f"{g}.time_mix_ln.weight", (f"{b}.att.ln_x.weight",), _first, "f32"),
-                (f"{g}.time_mix_ln.bias", (f"{b}.att.ln_x.bias",), _first, "f32"),
-                (f"{g}.time_mix_output.weight", (f"{b}.att.output.weight",), _first, "main"),
-                (f"{g}.channel_mix_lerp_k.weight", (f"{b}.ffn.time_maa_k",), _vec, "f32"),
-                (f"{g}.channel_mix_lerp_r.weight", (f"{b}.ffn.time_maa_r",), _vec, "f32")]
-        out += [(f"{g}.channel_mix_{n}.weight", (f"{b}.ffn.{n}.weight",), _first, "main")
+        out += [(f"{g}.time_mix_ln.weight", (f"{b}.att.ln_x.weight",), first, "f32"),
+                (f"{g}.time_mix_ln.bias", (f"{b}.att.ln_x.bias",), first, "f32"),
+                (f"{g}.time_mix_output.weight", (f"{b}.att.output.weight",), first, "main"),
+                (f"{g}.channel_mix_lerp_k.weight", (f"{b}.ffn.time_maa_k",), vector, "f32"),
+                (f"{g}.channel_mix_lerp_r.weight", (f"{b}.ffn.time_maa_r",), vector, "f32")]
+        out += [(f"{g}.channel_mix_{n}.weight", (f"{b}.ffn.{n}.weight",), first, "main")
                 for n in ("key", "receptance", "value")]
-    out += [("output_norm.weight", ("ln_out.weight",), _first, "f32"),
-            ("output_norm.bias", ("ln_out.bias",), _first, "f32"),
-            ("output.weight", ("head.weight",), _first, "main")]
+    out += [("output_norm.weight", ("ln_out.weight",), first, "f32"),
+            ("output_norm.bias", ("ln_out.bias",), first, "f32"),
+            ("output.weight", ("head.weight",), first, "main")]
     return out
-
-
-def _stack(tensors):
-    import torch
-    return torch.stack([t.reshape(1, 1, -1) for t in tensors])           # (n, 1, 1, C)
 
 
 def metadata(config) -> dict:

@@ -15,64 +15,49 @@ a1 / a2, and never reads them, so they are written as copies of a0 / a1 / a2.
 
 from __future__ import annotations
 
+from ..gguf_tensors import first, stacked, transposed, vector
+
 ARCH = "rwkv7"
 CONTEXT_LENGTH = 1048576
 
 
-def _first(t):
-    return t[0]
-
-
-def _vec(t):
-    return t[0].reshape(-1)
-
-
-def _t(t):
-    return t[0].transpose(0, 1)
-
-
-def _stack(tensors):
-    import torch
-    return torch.stack([t.reshape(1, 1, -1) for t in tensors])           # (6, 1, 1, C)
-
-
 def entries(config) -> list[tuple]:
-    out = [("token_embd.weight", ("emb.weight",), _first, "main"),
-           ("token_embd_norm.weight", ("blocks.0.ln0.weight",), _first, "f32"),
-           ("token_embd_norm.bias", ("blocks.0.ln0.bias",), _first, "f32")]
+    out = [("token_embd.weight", ("emb.weight",), first, "main"),
+           ("token_embd_norm.weight", ("blocks.0.ln0.weight",), first, "f32"),
+           ("token_embd_norm.bias", ("blocks.0.ln0.bias",), first, "f32")]
     for i in range(config.n_layer):
         b, g = f"blocks.{i}", f"blk.{i}"
         v = "a" if i == 0 else "v"                      # layer 0: v0 / v1 / v2 are copies of a0 / a1 / a2
-        out += [(f"{g}.attn_norm.weight", (f"{b}.ln1.weight",), _first, "f32"),
-                (f"{g}.attn_norm.bias", (f"{b}.ln1.bias",), _first, "f32"),
-                (f"{g}.attn_norm_2.weight", (f"{b}.ln2.weight",), _first, "f32"),
-                (f"{g}.attn_norm_2.bias", (f"{b}.ln2.bias",), _first, "f32"),
-                (f"{g}.time_mix_lerp_fused.weight", tuple(f"{b}.att.x_{n}" for n in "rwkvag"), _stack, "f32"),
-                (f"{g}.time_mix_w0.weight", (f"{b}.att.w0",), _vec, "f32"),
-                (f"{g}.time_mix_w1.weight", (f"{b}.att.w1",), _t, "f32"),
-                (f"{g}.time_mix_w2.weight", (f"{b}.att.w2",), _t, "f32"),
-                (f"{g}.time_mix_a0.weight", (f"{b}.att.a0",), _vec, "f32"),
-                (f"{g}.time_mix_a1.weight", (f"{b}.att.a1",), _t, "lora"),
-                (f"{g}.time_mix_a2.weight", (f"{b}.att.a2",), _t, "lora"),
-                (f"{g}.time_mix_v0.weight", (f"{b}.att.{v}0",), _vec, "f32"),
-                (f"{g}.time_mix_v1.weight", (f"{b}.att.{v}1",), _t, "lora"),
-                (f"{g}.time_mix_v2.weight", (f"{b}.att.{v}2",), _t, "lora"),
-                (f"{g}.time_mix_g1.weight", (f"{b}.att.g1",), _t, "lora"),
-                (f"{g}.time_mix_g2.weight", (f"{b}.att.g2",), _t, "lora"),
-                (f"{g}.time_mix_k_k.weight", (f"{b}.att.k_k",), _vec, "f32"),
-                (f"{g}.time_mix_k_a.weight", (f"{b}.att.k_a",), _vec, "f32"),
-                (f"{g}.time_mix_r_k.weight", (f"{b}.att.r_k",), _vec, "f32")]
-        out += [(f"{g}.time_mix_{n}.weight", (f"{b}.att.{n}.weight",), _first, "main")
+        out += [(f"{g}.attn_norm.weight", (f"{b}.ln1.weight",), first, "f32"),
+                (f"{g}.attn_norm.bias", (f"{b}.ln1.bias",), first, "f32"),
+                (f"{g}.attn_norm_2.weight", (f"{b}.ln2.weight",), first, "f32"),
+                (f"{g}.attn_norm_2.bias", (f"{b}.ln2.bias",), first, "f32"),
+                (f"{g}.time_mix_lerp_fused.weight", tuple(f"{b}.att.x_{n}" for n in "rwkvag"), stacked, "f32"),
+                (f"{g}.time_mix_w0.weight", (f"{b}.att.w0",), vector, "f32"),
+                (f"{g}.time_mix_w1.weight", (f"{b}.att.w1",), transposed, "f32"),
+                (f"{g}.time_mix_w2.weight", (f"{b}.att.w2",), transposed, "f32"),
+                (f"{g}.time_mix_a0.weight", (f"{b}.att.a0",), vector, "f32"),
+                (f"{g}.time_mix_a1.weight", (f"{b}.att.a1",), transposed, "lora"),
+                (f"{g}.time_mix_a2.weight", (f"{b}.att.a2",), transposed, "lora"),
+                (f"{g}.time_mix_v0.weight", (f"{b}.att.{v}0",), vector, "f32"),
+                (f"{g}.time_mix_v1.weight", (f"{b}.att.{v}1",), transposed, "lora"),
+                (f"{g}.time_mix_v2.weight", (f"{b}.att.{v}2",), transposed, "lora"),
+                (f"{g}.time_mix_g1.weight", (f"{b}.att.g1",), transposed, "lora"),
+                (f"{g}.time_mix_g2.weight", (f"{b}.att.g2",), transposed, "lora"),
+                (f"{g}.time_mix_k_k.weight", (f"{b}.att.k_k",), vector, "f32"),
+                (f"{g}.time_mix_k_a.weight", (f"{b}.att.k_a",), vector, "f32"),
+                (f"{g}.time_mix_r_k.weight", (f"{b}.att.r_k",), vector, "f32")]
+        out += [(f"{g}.time_mix_{n}.weight", (f"{b}.att.{n}.weight",), first, "main")
                 for n in ("key", "value", "receptance")]
-        out += [(f"{g}.time_mix_ln.weight", (f"{b}.att.ln_x.weight",), _first, "f32"),
-                (f"{g}.time_mix_ln.bias", (f"{b}.att.ln_x.bias",), _first, "f32"),
-                (f"{g}.time_mix_output.weight", (f"{b}.att.output.weight",), _first, "main"),
-                (f"{g}.channel_mix_lerp_k.weight", (f"{b}.ffn.x_k",), _vec, "f32"),
-                (f"{g}.channel_mix_key.weight", (f"{b}.ffn.key.weight",), _first, "main"),
-                (f"{g}.channel_mix_value.weight", (f"{b}.ffn.value.weight",), _first, "main")]
-    out += [("output_norm.weight", ("ln_out.weight",), _first, "f32"),
-            ("output_norm.bias", ("ln_out.bias",), _first, "f32"),
-            ("output.weight", ("head.weight",), _first, "main")]
+        out += [(f"{g}.time_mix_ln.weight", (f"{b}.att.ln_x.weight",), first, "f32"),
+                (f"{g}.time_mix_ln.bias", (f"{b}.att.ln_x.bias",), first, "f32"),
+                (f"{g}.time_mix_output.weight", (f"{b}.att.output.weight",), first, "main"),
+                (f"{g}.channel_mix_lerp_k.weight", (f"{b}.ffn.x_k",), vector, "f32"),
+                (f"{g}.channel_mix_key.weight", (f"{b}.ffn.key.weight",), first, "main"),
+                (f"{g}.channel_mix_value.weight", (f"{b}.ffn.value.weight",), first, "main")]
+    out += [("output_norm.weight", ("ln_out.weight",), first, "f32"),
+            ("output_norm.bias", ("ln_out.bias",), first, "f32"),
+            ("output.weight", ("head.weight",), first, "main")]
     return out
 
 
