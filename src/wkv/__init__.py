@@ -1,7 +1,7 @@
 """The WKV operator core: what the RWKV generations' state-update operators (src/wkv6, src/wkv7) share.
 
     backends.py   BACKENDS ("auto", "naive", "chunked", "cuda", "cuda_emulated"), resolve_backend ("auto":
-                  the kernel for bf16 CUDA tensors, chunked otherwise), what the kernel backends take
+                  the kernel for bf16 CUDA tensors, else naive for one token, chunked for more), what the kernel backends take
     dtypes.py     the compute dtype of the PyTorch backends; the kernels' bf16 / fp32 conventions
     inputs.py     argument checks shared by the entry points; the head-size rule; DEFAULT_HEAD_SIZE
     dispatch.py   dispatch: resolve the backend, check kernel input, T == 0 without computing, run

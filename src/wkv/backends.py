@@ -4,7 +4,9 @@
     "chunked"        pure PyTorch, a chunk of steps per few batched products: any device, any float dtype
     "cuda"           our CUDA kernel (cuda/): bf16 sequences on a CUDA device, fp32 states
     "cuda_emulated"  the same kernel source compiled for the host CPU: bf16 CPU tensors; slow, for tests
-    "auto"           "cuda" for bf16 CUDA tensors, "chunked" otherwise
+    "auto"           "cuda" for bf16 CUDA tensors; otherwise "naive" for one token (RNN-mode decoding: a
+                     single step of the recurrence, which the chunked form only pads out) and
+                     "chunked" for longer sequences
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ __all__ = ["BACKENDS", "KERNEL_BACKENDS", "resolve_backend", "check_kernel_input
 
 
 def resolve_backend(backend: str, r: torch.Tensor, op: str = "wkv") -> str:
-    """The backend that runs: `backend` itself, or for "auto" the kernel on bf16 CUDA tensors and
-    chunked otherwise. An unknown name is a ValueError naming the operator `op`."""
+    """The backend that runs: `backend` itself, or for "auto" the kernel on bf16 CUDA tensors, the
+    step-by-step recurrence for a single token (r: (B, 1, C)) and chunked otherwise. An unknown name is a
+    ValueError naming the operator `op`."""
     if backend not in BACKENDS:
         raise ValueError(f"{op}: backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        return "cuda" if (r.is_cuda and r.dtype == KERNEL_DTYPE) else "chunked"
+        if r.is_cuda and r.dtype == KERNEL_DTYPE:
+            return "cuda"
+        return "naive" if r.dim() >= 2 and r.shape[1] == 1 else "chunked"
     return backend
 
 

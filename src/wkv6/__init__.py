@@ -12,7 +12,7 @@ y: (B, T, C) in r's dtype; final_state: (B, H, N, N) float32 (float64 for float6
 Backends (src/wkv/backends.py): "naive" (naive.py, step by step, the ground truth, any float dtype),
 "chunked" (chunked.py, pure PyTorch, chunk-parallel, any device), "cuda" (cuda.py, our kernel: bf16
 r/k/v/w, fp32 state), "cuda_emulated" (cuda_emulated.py, the same kernel source compiled for the CPU:
-bf16 CPU tensors; slow, for tests), "auto" (cuda for bf16 CUDA tensors, chunked otherwise).
+bf16 CPU tensors; slow, for tests), "auto" (cuda for bf16 CUDA tensors, else naive for one token, chunked for more).
 """
 
 from __future__ import annotations

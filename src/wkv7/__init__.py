@@ -14,7 +14,7 @@ ground truth), "chunked" (chunked.py, pure PyTorch, a chunk of steps per few bat
 exact for any decay, faster than naive on a CPU; docs/benchmarks.md), "cuda" (cuda.py, our kernel:
 bf16 r, w, k, v, a, b, fp32 state, forward and backward), "cuda_emulated" (cuda_emulated.py, the same
 kernel source compiled for the CPU: bf16 CPU tensors; slow, for tests), "auto" (cuda for bf16 CUDA
-tensors, chunked otherwise).
+tensors, else naive for one token and chunked for more).
 """
 
 from __future__ import annotations

@@ -19,11 +19,18 @@ def test_auto_is_chunked_off_the_gpu_whatever_the_dtype(dtype):
     assert resolve_backend("auto", torch.zeros(1, 2, 8, dtype=dtype)) == "chunked"
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_auto_takes_one_step_of_the_recurrence_for_one_token_off_the_gpu(dtype):
+    """RNN-mode decoding feeds one token at a time: the step-by-step form is one update, no chunk to pad."""
+    assert resolve_backend("auto", torch.zeros(4, 1, 8, dtype=dtype)) == "naive"
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_auto_is_the_kernel_for_bf16_on_a_gpu_only():
     assert resolve_backend("auto", torch.zeros(1, 2, 8, dtype=torch.bfloat16, device="cuda")) == "cuda"
     assert resolve_backend("auto", torch.zeros(1, 2, 8, dtype=torch.float32, device="cuda")) == "chunked"
+    assert resolve_backend("auto", torch.zeros(1, 1, 8, dtype=torch.bfloat16, device="cuda")) == "cuda"
 
 
 @pytest.mark.parametrize("name", BACKENDS[1:])

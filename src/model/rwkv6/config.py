@@ -21,7 +21,7 @@ class RWKV6Config(RWKVConfig):
     d_mix_lora: width of the token-shift mixing LoRA (`time_maa_w1` is (C, 5 * d_mix_lora)).
     d_decay_lora: width of the data-dependent decay LoRA (`time_decay_w1` is (C, d_decay_lora)).
     grad_cp: recompute each block in backward (non-reentrant activation checkpointing).
-    wkv_backend: "auto" (cuda kernel for bf16 CUDA tensors, chunked otherwise),
+    wkv_backend: "auto" (cuda kernel for bf16 CUDA tensors, else naive for one token, chunked for more),
         "naive", "chunked", "cuda" or "cuda_emulated" (src/wkv6).
     wkv_chunk_size: chunk length of the chunked backend.
     """
