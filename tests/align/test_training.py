@@ -226,3 +226,18 @@ def test_bad_settings_are_one_line_before_anything_is_written(data, tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1], err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module, body, message", [
+    ("raising_rewards", "raise KeyError('no such field')", "raised KeyError: 'no such field'"),
+    ("nan_rewards", "return float('nan')", "returned nan, not a finite number"),
+])
+def test_a_failing_reward_function_stops_the_run_naming_it(module, body, message, data, tiny_bases, tmp_path, capsys,
+                                                            monkeypatch):
+    (tmp_path / f"{module}.py").write_text(f"def score(prompt, completion, answer):\n    {body}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    values = short_run("grpo", tiny_bases["x070"], data, tmp_path / "run", reward=f"exact {module}:score=0.5")
+    assert main(as_argv(values)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("train.py: ") and f"reward {module}:score on sample 0" in err and message in err, err
