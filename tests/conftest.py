@@ -48,3 +48,12 @@ def tiny_bases(tmp_path_factory) -> dict:
         save_checkpoint(init_model(config, seed=3, nonzero=True), path, dtype=torch.float32)
         out[family.name] = path
     return out
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _hand_back_freed_memory():
+    """After each test module, the freed C heap goes back to the system: one process runs every test, and a
+    heap grown by the benchmarks' and trainers' tensors (kept by glibc as free holes) slows the rest."""
+    yield
+    from src.quant.weight import release_freed_host_memory
+    release_freed_host_memory()

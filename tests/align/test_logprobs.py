@@ -40,7 +40,8 @@ def test_token_logprobs_equal_log_softmax_of_the_logits(family):
     assert torch.allclose(got, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [pytest.param(f, marks=() if f == FAMILIES[-1] else pytest.mark.slow)
+                                    for f in FAMILIES])
 @pytest.mark.parametrize("chunk_ctx, head_chunk", [(5, 0), (0, 7), (4, 3)])
 def test_chunks_and_head_pieces_give_the_same_values_and_gradients(family, chunk_ctx, head_chunk):
     model = adapted(family)

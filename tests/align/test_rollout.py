@@ -24,7 +24,8 @@ def tiny(family: str, head_size: int = 32, n_embd: int = 64):
         n_layer=2, n_embd=n_embd, head_size=head_size, vocab_size=16)
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
+@pytest.fixture(scope="module", params=[pytest.param(f, marks=() if f == FAMILIES[-1] else pytest.mark.slow)
+                                        for f in FAMILIES])
 def model(request):
     return init_model(tiny(request.param), seed=5, nonzero=True).double().eval()
 

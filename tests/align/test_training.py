@@ -198,8 +198,24 @@ def test_the_reference_costs_no_parameters(data, tiny_bases, tmp_path):
     assert counts["dpo"] == counts["lm"] == counts["grpo"]
 
 
-@pytest.mark.parametrize("changes, message", [pytest.param(*case, marks=() if i in (0, 4) else pytest.mark.slow) for i, case in
-                                              enumerate([
+@pytest.mark.parametrize("changes, message", [
+    (dict(objective="dpo", peft="none"), "--objective dpo takes its reference policy from the base"),
+    (dict(objective="grpo", data_type="sft"), "--data_type sft is for --objective lm"),
+    (dict(objective="grpo", val_data="held_out"), "--objective grpo logs its rewards"),
+    (dict(objective="grpo", max_new_tokens=512), "leaves no room for a prompt"),
+    (dict(objective="dpo", dpo_label_smoothing=0.5), "--dpo_label_smoothing must be below 0.5"),
+    (dict(objective="grpo", top_p=0), "--top_p in (0, 1]"),
+])
+def test_the_objectives_settings_are_checked_alone(changes, message):
+    from src.train import config_from_values, validate
+    values = {"peft": "bone", "peft_r": 8, "ctx_len": 512, "accelerator": "cpu", **changes}
+    if values["peft"] == "none":
+        values.pop("peft_r")
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[").replace("]", r"\]")):
+        validate(config_from_values({}, values))
+
+
+@pytest.mark.parametrize("changes, message", [pytest.param(*case, marks=pytest.mark.slow) for case in [
     (dict(objective="dpo", peft="none"), "--objective dpo takes its reference policy from the base"),
     (dict(objective="dpo", data_type="sft"), "--data_type sft is for --objective lm"),
     (dict(objective="dpo", data_file="SFT"), "not preference pairs"),
@@ -209,7 +225,7 @@ def test_the_reference_costs_no_parameters(data, tiny_bases, tmp_path):
     (dict(objective="grpo", group_size=1), "--group_size must be at least 2"),
     (dict(objective="grpo", val_data="PAIRS"), "--objective grpo logs its rewards"),
     (dict(objective="dpo", dpo_label_smoothing=0.5), "--dpo_label_smoothing must be below 0.5"),
-])])
+]])
 def test_bad_settings_are_one_line_before_anything_is_written(data, tmp_path, capsys, changes, message):
     values = common(load_model=data / "base.pth", proj_dir=tmp_path / "run", peft="bone", peft_r=16, micro_bsz=2,
                     epoch_steps=2, lr_init=1e-2,

@@ -8,7 +8,7 @@ import pytest
 from src.bench.rollout import main
 
 
-@pytest.mark.parametrize("model", ["tiny", "rwkv7-tiny"])
+@pytest.mark.parametrize("model", ["rwkv7-tiny", pytest.param("tiny", marks=pytest.mark.slow)])
 def test_cpu_row_into_its_section(model, tmp_path, capsys):
     md = tmp_path / "benchmarks.md"
     assert main(["--model", model, "--group_size", "3", "--max_new_tokens", "4", "--prompt_len", "5",

@@ -73,7 +73,8 @@ def draw_loss_and_grads(model, x, y, mask, chunk_ctx, draw):
     return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-@pytest.mark.parametrize("method, grad_cp", [("lora", False), ("pissa", False), ("lora", True)])
+@pytest.mark.parametrize("method, grad_cp", [pytest.param("lora", False, marks=pytest.mark.slow),
+                                             pytest.param("pissa", False, marks=pytest.mark.slow), ("lora", True)])
 def test_chunks_draw_the_whole_samples_dropout_masks(method, grad_cp):
     """LoRA / PiSSA with dropout: the masks are keyed by token position, so the chunks (7 and 16 tokens,
     with and without gradient checkpointing inside them) give the whole sample's loss and gradients; a
