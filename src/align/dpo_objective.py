@@ -25,7 +25,7 @@ from .logprobs import sequence_logprobs
 class DPO(Objective):
     name = "dpo"
     metrics = DPO_METRICS
-    shown = ("rewards/margin", "rewards/accuracy")
+    shown = DPO_METRICS                 # all four on the progress bar too
 
     def __init__(self, cfg):
         super().__init__(cfg)
