@@ -91,7 +91,10 @@ class DPO(Objective):
         return total / n
 
     def check_validation_data(self, data) -> None:
-        check_pairs(data, self.cfg.ctx_len)
+        try:
+            check_pairs(data, self.cfg.ctx_len)
+        except ValueError as e:
+            raise ValueError(f"--val_data: {e}") from None
 
     def on_fit_start(self, module) -> None:
         if self.cfg.ref_precompute:

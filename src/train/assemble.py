@@ -26,7 +26,7 @@ from .callbacks import ProgressBar, StepEnd, TrainingLog
 from .checkpointing import Checkpointing
 from .config import TrainConfig, describe_derived
 from .module import RWKVTrainingModule
-from .objective import objective_class, training_data
+from .objective import Objective, training_data
 from .preflight import CheckedRun
 from .random_base import BASE, base_path, is_this_runs_base, save_random_base
 from .resume import abandon_newer
@@ -119,16 +119,15 @@ class RunRecord(L.Callback):
         write_run_config(self.cfg)
 
 
-def step_end(cfg: TrainConfig, resume_step: int) -> StepEnd:
-    """The run's StepEnd with its parts: the metrics log, the checkpoints and, with --val_data, validation."""
+def step_end(cfg: TrainConfig, resume_step: int, objective: Objective) -> StepEnd:
+    """The run's StepEnd with its parts: the metrics log (with the objective's metrics), the checkpoints and,
+    with --val_data, validation."""
     world = cfg.devices * cfg.num_nodes
-    objective = objective_class(cfg.objective)(cfg)
     tokens_per_step = cfg.micro_bsz * cfg.ctx_len * cfg.accumulate_grad_batches * world * objective.sequences_per_sample()
     validation = None
     if cfg.val_data:
-        validation = Validation(BinIdx(cfg.val_data), cfg.ctx_len, "sft" if cfg.data_type == "sft" else "binidx",
-                                cfg.val_every, cfg.total_steps, cfg.val_windows or None,
-                                all_ranks=cfg.strategy.startswith("deepspeed_stage_3"), head_chunk=cfg.head_chunk)
+        validation = Validation(BinIdx(cfg.val_data), cfg.val_every, cfg.total_steps, cfg.val_windows or None,
+                                all_ranks=cfg.strategy.startswith("deepspeed_stage_3"))
     return StepEnd(TrainingLog(cfg.proj_dir, tokens_per_step, resume_step=resume_step, metrics=objective.metrics),
                    Checkpointing(cfg.proj_dir, cfg.save_every, cfg.total_steps, cfg.keep_trainer_states),
                    validation)
@@ -160,7 +159,7 @@ def fit(cfg: TrainConfig, checked: CheckedRun, extra_callbacks: tuple[L.Callback
     module = RWKVTrainingModule(model, cfg, training_data(cfg), stop,     # a new random base's: RunRecord's
                                 base_fingerprint=file_fingerprint(base) if random_base is None else None)
     record = RunRecord(cfg, resume_step, checked.changed, random_base)
-    ending = step_end(cfg, resume_step)
+    ending = step_end(cfg, resume_step, module.objective)
     callbacks = [record, ending, *([ProgressBar()] if cfg.progress_bar else []), *extra_callbacks]
     trainer = L.Trainer(
         accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,

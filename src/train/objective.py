@@ -51,6 +51,15 @@ class Objective:
         """A micro-batch -> (its loss, {metric: scalar tensor} for `metrics`)."""
         raise NotImplementedError
 
+    def check_validation_data(self, data) -> None:
+        """Before anything is loaded: --val_data (binidx, its vocabulary already checked) holds what `validate`
+        reads; a one-line ValueError otherwise."""
+        raise ValueError(f"--val_data: --objective {self.name} has no held-out loss")
+
+    def validate(self, module, data, windows: int | None) -> float:
+        """The held-out loss on --val_data (the first `windows` windows or pairs; None: all), dropout off."""
+        raise NotImplementedError
+
     def gradient_expected(self, module) -> bool:
         """Whether the step just taken must have reached some trainable parameter (the run's first such step
         is checked: an exactly zero gradient there means training cannot change the model)."""
@@ -77,6 +86,22 @@ class LanguageModel(Objective):
                             rank=trainer.global_rank, world_size=trainer.world_size,
                             first_batch=first_step * cfg.accumulate_grad_batches,
                             num_batches=steps * cfg.accumulate_grad_batches)
+
+    def check_validation_data(self, data) -> None:
+        from ..infer.evaluate import response_tokens, windows
+        cfg = self.cfg
+        spans = windows(data.num_tokens, cfg.ctx_len, cfg.val_windows or None)
+        if not spans:
+            raise ValueError(f"--val_data {cfg.val_data} holds {data.num_tokens} tokens: too few to predict one")
+        if cfg.data_type == "sft" and not response_tokens(data)[1:spans[-1][1]].any():
+            raise ValueError(f"--val_data {cfg.val_data}: no response token in its windows to validate on (sft data)")
+
+    def validate(self, module, data, windows: int | None) -> float:
+        """eval.py's loss (src/infer/evaluate.py): windows of ctx_len, sft responses only with --data_type sft."""
+        from ..infer.evaluate import evaluate
+        cfg = self.cfg
+        return evaluate(module.model, data, cfg.ctx_len, "sft" if cfg.data_type == "sft" else "binidx", windows,
+                        head_chunk=cfg.head_chunk)["loss"]
 
     def loss(self, module, batch):
         x, y, mask = batch

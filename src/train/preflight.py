@@ -115,31 +115,21 @@ def preflight(cfg: TrainConfig) -> RWKVConfig:
         except ValueError as e:
             raise ValueError(f"--load_state: {e}") from None
 
-    objective_class(cfg.objective)(cfg).check_data(model_config)   # --data_file holds what the objective trains on
+    objective = objective_class(cfg.objective)(cfg)
+    objective.check_data(model_config)                         # --data_file holds what the objective trains on
     if cfg.val_data:
-        check_validation_data(cfg, model_config)
+        check_validation_data(cfg, model_config, objective)
     return model_config
 
 
-def check_validation_data(cfg: TrainConfig, model_config) -> None:
-    from ..infer.evaluate import response_tokens, windows
+def check_validation_data(cfg: TrainConfig, model_config, objective) -> None:
+    """--val_data exists, fits the model's vocabulary and holds what the objective validates on."""
     try:
         data = BinIdx(cfg.val_data)
     except (FileNotFoundError, ValueError) as e:
         raise ValueError(f"--val_data: {e}") from None
     data.check_vocabulary(model_config.vocab_size, f"--val_data {cfg.val_data}")
-    check = getattr(objective_class(cfg.objective), "check_validation_data", None)
-    if check is not None:                                # an objective that validates with its own loss
-        try:
-            check(objective_class(cfg.objective)(cfg), data)
-        except ValueError as e:
-            raise ValueError(f"--val_data: {e}") from None
-        return
-    spans = windows(data.num_tokens, cfg.ctx_len, cfg.val_windows or None)
-    if not spans:
-        raise ValueError(f"--val_data {cfg.val_data} holds {data.num_tokens} tokens: too few to predict one")
-    if cfg.data_type == "sft" and not response_tokens(data)[1:spans[-1][1]].any():
-        raise ValueError(f"--val_data {cfg.val_data}: no response token in its windows to validate on (sft data)")
+    objective.check_validation_data(data)
 
 
 def check_resume(cfg: TrainConfig, resume_from: Path) -> list[str]:
