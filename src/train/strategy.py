@@ -42,10 +42,18 @@ class CPUDeepSpeedStrategy(DeepSpeedStrategy):
 
 def make_strategy(name: str, accelerator: str, micro_bsz: int) -> DeepSpeedStrategy:
     """deepspeed_stage_{1,2,2_offload,3,3_offload} -> a configured strategy. Checkpoints leave out
-    the frozen base (exclude_frozen_parameters): they hold adapters and optimizer states only."""
+    the frozen base (exclude_frozen_parameters): they hold adapters and optimizer states only; torch's own
+    linear stays in place under ZeRO-3 (below)."""
     stage = int(name.split("_")[2])
     offload = name.endswith("_offload")
     cls = CPUDeepSpeedStrategy if accelerator == "cpu" else DeepSpeedStrategy
-    return cls(stage=stage, offload_optimizer=offload, offload_parameters=offload and stage == 3,
-               exclude_frozen_parameters=True, logging_batch_size_per_gpu=micro_bsz,
-               allgather_bucket_size=BUCKET_SIZE, reduce_bucket_size=BUCKET_SIZE)
+    strategy = cls(stage=stage, offload_optimizer=offload, offload_parameters=offload and stage == 3,
+                   exclude_frozen_parameters=True, logging_batch_size_per_gpu=micro_bsz,
+                   allgather_bucket_size=BUCKET_SIZE, reduce_bucket_size=BUCKET_SIZE)
+    # ZeRO-3's "memory efficient linear" replaces torch.nn.functional.linear for the rest of the process
+    # (DeepSpeed never puts it back) with a function that saves every linear's input for the backward,
+    # even under a frozen base weight: a Bone or state-tuning run would keep each adapted layer's input,
+    # and every later model in the process would too. The native linear saves only what the gradients
+    # need, and ZeRO-3 gathers the weights around each module all the same.
+    strategy.config["zero_optimization"]["memory_efficient_linear"] = False
+    return strategy

@@ -17,5 +17,6 @@ def test_strategies(name, stage, offload_optimizer, offload_params):
     assert zero["stage"] == stage
     assert ("offload_optimizer" in zero) == offload_optimizer and ("offload_param" in zero) == offload_params
     assert gpu.exclude_frozen_parameters                  # checkpoints hold adapters + optimizer, not the base
+    assert zero["memory_efficient_linear"] is False       # ZeRO-3 leaves torch.nn.functional.linear alone
     if not name.endswith("offload"):
         assert isinstance(make_strategy(name, "cpu", micro_bsz=1), CPUDeepSpeedStrategy)

@@ -207,6 +207,9 @@ def test_zero3_checkpoints_gather_partitioned_adapters(tiny_fp32_checkpoint, sam
     values = flags(tiny_fp32_checkpoint, sample_data, tmp_path / "run", strategy="deepspeed_stage_3", epoch_steps=2,
                    warmup_steps=0, chunk_ctx=16, head_chunk=24)     # and infctx and head chunks under ZeRO-3
     run(config_from_values({}, values))
+    # torch's own linear is still in place: DeepSpeed's replacement would stay for the rest of the process,
+    # saving every linear's input (a later Bone model, or the planner's trace, would keep more)
+    assert torch.nn.functional.linear is torch._C._nn.linear
     adapter = read_adapter(tmp_path / "run" / "checkpoint-000002")
     assert {tuple(t.shape) for t in adapter.tensors.values()} == {(16, 128), (16, 448)}
     assert all(t.abs().max() > 0 for t in adapter.tensors.values())      # trained, not the zero init
