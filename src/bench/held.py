@@ -21,6 +21,8 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from ..utils.storages import freed
+
 
 class HeldMemory(TorchDispatchMode):
     def __init__(self) -> None:
@@ -32,18 +34,21 @@ class HeldMemory(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         given = {StorageWeakRef(t.untyped_storage()) for t in tree_flatten((args, kwargs))[0]
                  if isinstance(t, torch.Tensor) and t.device.type != "meta"}
+        made = False
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor) and t.device.type != "meta":
                 ref = StorageWeakRef(t.untyped_storage())
                 # a view or an in-place result shares an input's storage: noted when it was made, if in the forward
                 if ref not in given:
                     self.storages[ref] = t.untyped_storage().nbytes()
-        self.peak = max(self.peak, self.bytes())
+                    made = True
+        if made:                     # an operation that made nothing cannot raise the total, only free some of it
+            self.peak = max(self.peak, self.bytes())
         return out
 
     def bytes(self) -> int:
         """The bytes of the storages made during the forward that are still alive."""
-        for ref in [ref for ref in self.storages if ref.expired()]:        # forget the freed: the dict stays small
+        for ref in [ref for ref in self.storages if freed(ref)]:        # forget the freed: the dict stays small
             del self.storages[ref]
         return sum(self.storages.values())
 

@@ -29,6 +29,8 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from ..utils.storages import freed
+
 
 def _tensors(tree) -> list[torch.Tensor]:
     return [t for t in tree_flatten(tree)[0] if isinstance(t, torch.Tensor)]
@@ -63,7 +65,7 @@ class Holdings(TorchDispatchMode):
     def _note_operator_inputs(self, frame) -> None:
         """Record the (B, T, ...) tensor arguments of the operator call running in `frame`; a call whose
         arguments are new storages is a new call (frames are not kept: they would keep their tensors alive)."""
-        self.live_inputs = {ref for ref in self.live_inputs if not ref.expired()}
+        self.live_inputs = {ref for ref in self.live_inputs if not freed(ref)}
         new = []
         for value in frame.f_locals.values():
             if (isinstance(value, torch.Tensor) and value.dim() >= 3 and self.batch_time is not None
@@ -84,17 +86,20 @@ class Holdings(TorchDispatchMode):
         given = {StorageWeakRef(t.untyped_storage()) for t in _tensors((args, kwargs))}
         if frame is None:                        # used outside the operator: an output of it, not its own
             self.internal -= given
+        made = False
         for t in _tensors(out):
             ref = StorageWeakRef(t.untyped_storage())
             if ref not in given:                 # a view or an in-place result was noted when made
                 self.made[ref] = t.untyped_storage().nbytes()
+                made = True
                 if frame is not None:
                     self.internal.add(ref)
-        self.peak = max(self.peak, self.bytes())
+        if made:                                 # an operation that made nothing cannot raise the total
+            self.peak = max(self.peak, self.bytes())
         return out
 
     def _forget_freed(self) -> None:
-        for ref in [ref for ref in self.made if ref.expired()]:
+        for ref in [ref for ref in self.made if freed(ref)]:
             del self.made[ref]
             self.internal.discard(ref)
 
@@ -110,4 +115,4 @@ class Holdings(TorchDispatchMode):
     def operator_inputs(self) -> list[tuple[int, bool]]:
         """(elements, still alive outside the operator) of each (B, T, ...) tensor argument of the operator."""
         self._forget_freed()
-        return [(n, (not ref.expired()) and ref in self.made and ref not in self.internal) for ref, n in self.inputs]
+        return [(n, (not freed(ref)) and ref in self.made and ref not in self.internal) for ref, n in self.inputs]
