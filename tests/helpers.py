@@ -67,3 +67,15 @@ def random_checkpoint(tmp_path, config, init, save, n_tokens: int, seed: int = 1
     path = tmp_path / "model.pth"
     save(init(config, seed=seed, nonzero=True), path, dtype=torch.float32)
     return path, torch.randint(0, config.vocab_size, (n_tokens,), generator=torch.Generator().manual_seed(0))
+
+
+def rwkv_pip_model(path):
+    """ChatRWKV's `rwkv` package's model of a .pth, strategy 'cpu fp32' (the oracle). The package runs
+    gc.collect() while loading, which in a long test session walks every object the session holds (about a
+    second each time); it is skipped here, nothing of the model depends on it."""
+    import types
+    from unittest import mock
+
+    import rwkv.model      # reads RWKV_* environment variables at import: its business, not ours
+    with mock.patch.object(rwkv.model, "gc", types.SimpleNamespace(collect=lambda *a: 0)):
+        return rwkv.model.RWKV(model=str(path), strategy="cpu fp32", verbose=False)

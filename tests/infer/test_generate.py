@@ -14,7 +14,7 @@ from src.model import RWKV6Config, RWKV7Config, RWKVState, load_rwkv6, save_rwkv
 from src.model import init_model
 from src.peft import PeftConfig, apply_peft, read_adapter, save_adapter
 from src.peft.merge import merge_into_base
-from tests.helpers import rel_err
+from tests.helpers import rel_err, rwkv_pip_model
 
 CONFIG = RWKV6Config(n_layer=2, n_embd=128, vocab_size=65536)
 PROMPT = [6699, 304, 25740, 109, 39990]
@@ -28,8 +28,7 @@ def base(tmp_path_factory):
 
 
 def pip_greedy(path, prompt, n):
-    from rwkv.model import RWKV
-    model = RWKV(model=str(path), strategy="cpu fp32", verbose=False)
+    model = rwkv_pip_model(path)
     out, state = model.forward(prompt, None)
     tokens = []
     for _ in range(n):

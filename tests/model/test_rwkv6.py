@@ -7,13 +7,12 @@ import torch.nn.functional as F
 
 from src.model import RWKV6Config, load_rwkv6, parameter_shapes, save_rwkv6
 from src.model import init_model
-from tests.helpers import assert_matches_the_oracle, random_checkpoint, rel_err
+from tests.helpers import assert_matches_the_oracle, random_checkpoint, rel_err, rwkv_pip_model
 
 
 def rwkv_pip_logits(path, tokens):
     """ChatRWKV's `rwkv` package, strategy 'cpu fp32', all positions (the oracle)."""
-    from rwkv.model import RWKV     # reads RWKV_* environment variables at import: its business, not ours
-    model = RWKV(model=str(path), strategy="cpu fp32", verbose=False)
+    model = rwkv_pip_model(path)
     out, _ = model.forward(tokens, None, full_output=True)
     return out
 

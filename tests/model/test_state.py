@@ -10,7 +10,7 @@ from src.model import RWKV6Config, RWKVState, load_rwkv6, read_state_file, save_
 from src.model import init_model
 from src.model.family import families
 from src.model.state import STATE_RECORD_KEY, read_state_record, state_record
-from tests.helpers import rel_err
+from tests.helpers import rel_err, rwkv_pip_model
 
 CONFIG = RWKV6Config(n_layer=2, n_embd=128, vocab_size=300)
 PIECES = [(0, 1), (1, 2), (2, 19), (19, 20), (20, 37)]          # T = 1 pieces among longer ones
@@ -209,8 +209,7 @@ def test_a_damaged_record_is_named(tmp_path, record, message):
 
 
 def pip_logits(path, tokens, state=None):
-    from rwkv.model import RWKV
-    model = RWKV(model=str(path), strategy="cpu fp32", verbose=False)
+    model = rwkv_pip_model(path)
     out, state = model.forward(tokens, state, full_output=True)
     return out, state
 

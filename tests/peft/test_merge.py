@@ -13,7 +13,7 @@ from src.model import init_model
 from src.peft.merge import main
 from src.model import load_rwkv6, save_rwkv6
 from src.peft import PeftConfig, adapter_layers, adapter_state_dict, apply_peft, save_adapter
-from tests.helpers import rel_err
+from tests.helpers import rel_err, rwkv_pip_model
 from tests.peft.helpers import method_matrix, randomize_adapters
 
 SMALL = RWKV6Config(n_layer=2, n_embd=128, vocab_size=300)
@@ -58,11 +58,10 @@ def test_merged_fp32_model_equals_the_adapter_model(tmp_path, method, capsys):
 
 @pytest.mark.slow
 def test_the_rwkv_pip_package_loads_the_merged_file_and_agrees(tmp_path):
-    from rwkv.model import RWKV
     base, out_dir, model = make_run(tmp_path, "bat")
     merged_path = tmp_path / "merged.pth"
     assert main(["--base", str(base), "--adapter", str(out_dir), "--output", str(merged_path)]) == 0
-    pip_model = RWKV(model=str(merged_path), strategy="cpu fp32", verbose=False)
+    pip_model = rwkv_pip_model(merged_path)
     pip_logits, _ = pip_model.forward(TOKENS[0].tolist(), None, full_output=True)
     assert rel_err(pip_logits, logits(model)) < 1e-4
 
