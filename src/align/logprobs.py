@@ -8,7 +8,7 @@ and KL are per token) or summed per sample (DPO), before a nonlinear function of
 supervised loss, they cannot be summed into one number inside each chunk. The (B, T) log-probabilities
 themselves are small, so they are what each piece hands out:
 
-    chunk_ctx (infctx, as src/train/infctx.py): the sample runs as chunks of chunk_ctx tokens, each
+    chunk_ctx (infctx, src/train/infctx.py run_chunks): the sample runs as chunks of chunk_ctx tokens, each
               starting from the state the previous one ended with and run under activation
               checkpointing; a chunk's outputs are its (B, t) log-probabilities and its final state,
               so the backward recomputes one chunk at a time and the gradient of each chunk's starting
@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-from ..model import RWKVState
 from ..peft.lora import DropoutDraw
+from ..train.infctx import run_chunks
 
 
 def logprobs_of(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -59,40 +59,16 @@ def head_logprobs(head: torch.nn.Module, features: torch.Tensor, targets: torch.
     return torch.cat(pieces, dim=1)
 
 
-def _chunk(model, x, y, temperature: float, head_chunk: int, start: int, draw: DropoutDraw | None, *state_tensors):
-    """One chunk from its starting state: (its (B, t) log-probabilities, the state it ends with, flat). The
-    dropout offset is set inside the checkpoint, so the recompute draws this chunk's masks again."""
-    if draw is not None:
-        draw.offset = start
-    state = RWKVState.from_tensors(state_tensors, model.config.family) if state_tensors else None
-    out, state = model(x, state=state, return_state=True, head=not head_chunk)
-    logp = head_logprobs(model.head, out, y, temperature, head_chunk) if head_chunk else logprobs_of(out, y,
-                                                                                                     temperature)
-    return (logp, *state.tensors())
-
-
 def token_logprobs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk_ctx: int = 0, head_chunk: int = 0,
                    temperature: float = 1.0, draw: DropoutDraw | None = None) -> torch.Tensor:
     """x, y (B, T) -> (B, T): log p(y_t | x_0..x_t) under `model` (see the module docstring). `draw`: the
     DropoutDraw of the model's LoRA layers (the whole sample's masks in every chunk)."""
-    B, T = x.shape
-    if not chunk_ctx or chunk_ctx >= T:
-        if draw is not None:
-            draw.offset = 0
-        out = model(x, head=not head_chunk)
-        return head_logprobs(model.head, out, y, temperature, head_chunk) if head_chunk else logprobs_of(
-            out, y, temperature)
-    recompute = torch.is_grad_enabled()
-    pieces, state = [], ()
-    for start in range(0, T, chunk_ctx):
-        piece = slice(start, start + chunk_ctx)
-        args = (model, x[:, piece], y[:, piece], temperature, head_chunk, start, draw, *state)
-        if recompute:
-            logp, *state = torch.utils.checkpoint.checkpoint(_chunk, *args, use_reentrant=False)
-        else:
-            logp, *state = _chunk(*args)
-        pieces.append(logp)
-    return torch.cat(pieces, dim=1)
+    def chunk_logprobs(out, y):
+        if head_chunk:
+            return head_logprobs(model.head, out, y, temperature, head_chunk)
+        return logprobs_of(out, y, temperature)
+
+    return torch.cat(run_chunks(model, x, chunk_ctx, chunk_logprobs, y, draw=draw, head_chunk=head_chunk), dim=1)
 
 
 def sequence_logprobs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
